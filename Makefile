@@ -1,0 +1,42 @@
+# Panorama: `make up` starts the suite on this machine, `make test` runs every check.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SERVICES := core gateway io compute video_worker
+HTTP_SERVICES := gateway io compute
+COMPILE := $(BIN)/uv pip compile --quiet --python-version 3.11 --generate-hashes --no-emit-package panorama-core --no-header
+
+.PHONY: help venv up test lint unit lock bench images render deploy clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+
+$(VENV)/.installed: requirements/dev.txt $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation $(foreach s,$(SERVICES),-e services/$(s))
+	@touch $@
+
+venv: $(VENV)/.installed ## Create the virtual environment from the pinned requirements
+
+up: venv ## Start gateway, io, compute and the video worker as local processes (Ctrl-C stops all)
+	@$(BIN)/python infra/local/run.py
+
+test: lint unit ## Lint (ruff, with the ASYNC rules) and run every test against 127.0.0.1 Postgres and Redis
+
+lint: venv
+	$(BIN)/ruff check services loadtests infra
+	$(BIN)/ruff format --check services loadtests infra
+
+unit: venv
+	$(BIN)/pytest
+
+lock: venv ## Recompile the pinned, hashed requirements from the pyproject.toml files
+	$(COMPILE) $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) requirements/dev.in -o requirements/dev.txt
+	@for s in $(filter-out core,$(SERVICES)); do \
+	  $(COMPILE) services/core/pyproject.toml services/$$s/pyproject.toml -o services/$$s/requirements.txt || exit 1; \
+	done
+
+clean: ## Remove the virtual environment and local state
+	rm -rf $(VENV) .panorama

@@ -1,0 +1,48 @@
+"""Fixtures shared by every service's tests: a throwaway database and Redis db on 127.0.0.1.
+
+The shared servers are never stopped or reconfigured here: each session creates its own database
+(and drops it at the end) and uses its own Redis database number, flushed before and after.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+import redis
+
+PG_ADMIN_DSN = os.environ.get("PANORAMA_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_BASE = os.environ.get("PANORAMA_TEST_REDIS", "redis://127.0.0.1:6379")
+REDIS_DB = int(os.environ.get("PANORAMA_TEST_REDIS_DB", "11"))
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """Name of a fresh Postgres database, dropped after the session."""
+    name = f"panorama_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield name
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_database: str) -> str:
+    """SQLAlchemy URL (asyncpg) of the session's database."""
+    host = PG_ADMIN_DSN.rsplit("/", 1)[0].removeprefix("postgresql://")
+    return f"postgresql+asyncpg://{host}/{pg_database}"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """URL of the session's Redis database, empty before and after the session."""
+    url = f"{REDIS_BASE}/{REDIS_DB}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()

@@ -1,0 +1,100 @@
+"""`make up`: run gateway, io, compute and the video worker as local processes (honcho).
+
+With no ``PANORAMA_DATABASE_URL`` / ``PANORAMA_REDIS_URL`` the services use embedded defaults
+(SQLite, the filesystem Celery transport, an in-process cache) under ``.panorama/``. An API key is
+generated once into ``.panorama/api-key`` unless ``PANORAMA_API_KEYS`` is set. Ctrl-C stops all.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shlex
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from honcho.manager import Manager
+
+ROOT = Path(__file__).resolve().parents[2]
+STATE = ROOT / ".panorama"
+PY = shlex.quote(sys.executable)
+HTTP_SERVICES = {"gateway": 8000, "io": 8001, "compute": 8002}
+
+
+def api_key() -> str:
+    if os.environ.get("PANORAMA_API_KEYS"):
+        return os.environ["PANORAMA_API_KEYS"].split(",")[0]
+    path = STATE / "api-key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(24) + "\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def gunicorn(service: str, port: int) -> str:
+    host = os.environ.get("PANORAMA_HOST", "127.0.0.1")
+    return (
+        f"{PY} -m gunicorn -c python:panorama.core.gunicorn_conf --bind {host}:{port} "
+        f"'panorama.{service}.app:create_app()'"
+    )
+
+
+def announce_when_ready(key: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    pending = dict(HTTP_SERVICES)
+    while pending and time.monotonic() < deadline:
+        for name, port in list(pending.items()):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:  # noqa: S310
+                    if resp.status == 200:
+                        del pending[name]
+            except OSError:
+                pass
+        time.sleep(0.5)
+    if pending:
+        print(f"\n!! not ready after {timeout:.0f}s: {', '.join(pending)} (see the log above)\n", flush=True)
+        return
+    print(
+        "\n"
+        "Panorama is up.\n"
+        "  gateway  http://127.0.0.1:8000   (docs: http://127.0.0.1:8000/docs)\n"
+        "  io       http://127.0.0.1:8001   (internal: /debug/pool, /debug/loop)\n"
+        "  compute  http://127.0.0.1:8002   (internal: /debug/pool, /debug/loop)\n"
+        f"  API key  {key}\n"
+        f"  try:     curl -H 'X-API-Key: {key}' -X POST localhost:8000/compute -H 'content-type: application/json' "
+        "-d '{\"n\": 1000000}'\n"
+        "Ctrl-C stops everything.\n",
+        flush=True,
+    )
+
+
+def main() -> int:
+    STATE.mkdir(exist_ok=True)
+    key = api_key()
+    env = {
+        **os.environ,
+        "PANORAMA_API_KEYS": os.environ.get("PANORAMA_API_KEYS", key),
+        "PANORAMA_STORAGE_DIR": os.environ.get("PANORAMA_STORAGE_DIR", str(STATE / "storage")),
+        "PANORAMA_STATE_DIR": os.environ.get("PANORAMA_STATE_DIR", str(STATE)),
+        "PANORAMA_LOG_JSON": os.environ.get("PANORAMA_LOG_JSON", "false"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    manager = Manager()
+    for service, port in HTTP_SERVICES.items():
+        manager.add_process(service, gunicorn(service, port), cwd=str(ROOT), env=env)
+    manager.add_process(
+        "video-worker",
+        f"{PY} -m celery -A panorama.video_worker.celery_app worker --loglevel INFO --hostname video@%h",
+        cwd=str(ROOT),
+        env=env,
+    )
+    threading.Thread(target=announce_when_ready, args=(key,), daemon=True).start()
+    manager.loop()
+    return manager.returncode or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Panorama compute service: CPU work in a process pool, the event loop never blocked."""

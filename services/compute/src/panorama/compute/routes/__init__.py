@@ -1,0 +1,1 @@
+"""The compute service's routes."""

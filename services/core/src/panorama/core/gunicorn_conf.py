@@ -1,0 +1,50 @@
+"""The gunicorn configuration every HTTP service runs with.
+
+    gunicorn -c python:panorama.core.gunicorn_conf --bind 0.0.0.0:8001 'panorama.io.app:create_app()'
+
+Workers come from ``WEB_CONCURRENCY`` or else the CPU limit (cgroup v2 ``cpu.max``, then v1, then
+affinity) through :func:`panorama.core.sizing.plan`. Per-worker start-up (logging, telemetry) is
+done after fork: state created in the master would be shared by every worker.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from panorama.core.settings import PanoramaSettings
+
+_settings = PanoramaSettings.load()
+_plan = _settings.sizing()
+
+worker_class = "uvicorn_worker.UvicornWorker"
+workers = _plan.workers
+bind = os.environ.get("PANORAMA_BIND", "0.0.0.0:8000")
+# Kubernetes sends SIGTERM after preStop; in-flight requests get this long to finish.
+graceful_timeout = int(os.environ.get("PANORAMA_GRACEFUL_TIMEOUT", "25"))
+timeout = int(os.environ.get("PANORAMA_WORKER_TIMEOUT", "60"))
+keepalive = 5
+# Recycle workers now and then, with jitter so they do not all restart at once.
+max_requests = int(os.environ.get("PANORAMA_MAX_REQUESTS", "20000"))
+max_requests_jitter = max(1, max_requests // 10)
+# The heartbeat file must live on tmpfs: the root file system is read-only in the chart.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+accesslog = None
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def on_starting(server: Any) -> None:
+    server.log.info("panorama sizing: %s", "; ".join(_plan.explanation))
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Per-worker start-up that must not happen in the master (telemetry exporters, logging)."""
+    from panorama.core.process import after_fork
+
+    after_fork(_settings, role=service_name(server.cfg.wsgi_app))
+
+
+def service_name(app_spec: str | None) -> str:
+    """``panorama.io.app:create_app()`` -> ``io``: the name logs and traces carry."""
+    parts = (app_spec or "").split(":")[0].split(".")
+    return parts[1] if len(parts) > 2 and parts[0] == "panorama" else "panorama"

@@ -1,0 +1,109 @@
+"""The settings base every service extends: ``PANORAMA_*`` variables read by pydantic-settings.
+
+A bad value stops start-up with a message that names the environment variable, not the Python
+field, because the variable is what the operator has to fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import AliasChoices, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from panorama.core.cpu import CGROUP_ROOT
+from panorama.core.cpu import cpu_limit as detect_cpu_limit
+from panorama.core.sizing import (
+    DEFAULT_MAX_OVERFLOW,
+    DEFAULT_POOL_SIZE,
+    DEFAULT_RESERVED_CONNECTIONS,
+    DEFAULT_SYNC_POOL_SIZE,
+    Plan,
+    plan,
+)
+
+ENV_PREFIX = "PANORAMA_"
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+# Values that mean "somebody forgot to set this": refused for every secret.
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "change_me", "secret", "example", "xxx", "todo"})
+
+
+class SettingsError(ValueError):
+    """Settings that cannot start a service; the message names each variable to fix."""
+
+
+class PanoramaSettings(BaseSettings):
+    """Settings shared by every service. Building it reads the environment and nothing else."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    log_level: LogLevel = "INFO"
+    log_json: bool = True
+    cpu_limit: float | None = Field(default=None, gt=0, description="overrides the cgroup CPU limit")
+    web_concurrency: int | None = Field(
+        default=None, ge=1, validation_alias=AliasChoices("WEB_CONCURRENCY"), description="gunicorn workers"
+    )
+    # The database's budget, so that every replica's pools together fit max_connections.
+    db_max_connections: int = Field(default=100, ge=1)
+    db_reserved_connections: int = Field(default=DEFAULT_RESERVED_CONNECTIONS, ge=0)
+    replicas: int = Field(default=1, ge=1, description="most pods at once (the HPA maximum)")
+    db_pool_size: int = Field(default=DEFAULT_POOL_SIZE, ge=1)
+    db_max_overflow: int = Field(default=DEFAULT_MAX_OVERFLOW, ge=0)
+    sync_pool_size: int = Field(default=DEFAULT_SYNC_POOL_SIZE, ge=1)
+    cgroup_root: Path = Field(default=CGROUP_ROOT, description="where cpu.max / cpu.cfs_quota_us are read")
+    readiness_timeout: float = Field(default=2.0, gt=0, description="seconds per readiness check")
+
+    @classmethod
+    def load(cls) -> Self:
+        """Read the environment, turning validation errors into one :class:`SettingsError`."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            raise SettingsError(describe_errors(cls, exc)) from None
+
+    def effective_cpu_limit(self) -> float:
+        return self.cpu_limit if self.cpu_limit is not None else detect_cpu_limit({}, self.cgroup_root)
+
+    def sizing(self) -> Plan:
+        """This pod's pool sizes (see :mod:`panorama.core.sizing`)."""
+        return plan(
+            self.effective_cpu_limit(),
+            max_connections=self.db_max_connections,
+            replicas=self.replicas,
+            reserved_connections=self.db_reserved_connections,
+            workers=self.web_concurrency,
+            pool_size=self.db_pool_size,
+            max_overflow=self.db_max_overflow,
+            sync_pool_size=self.sync_pool_size,
+        )
+
+
+def env_name(settings_cls: type[BaseSettings], field: str) -> str:
+    """The environment variable that sets ``field`` (its alias, or prefix + upper-cased name)."""
+    info = settings_cls.model_fields.get(field)
+    if info is not None and isinstance(info.validation_alias, AliasChoices):
+        return str(info.validation_alias.choices[0])
+    if info is not None and isinstance(info.validation_alias, str):
+        return info.validation_alias
+    prefix = settings_cls.model_config.get("env_prefix", "")
+    return f"{prefix}{field}".upper()
+
+
+def describe_errors(settings_cls: type[BaseSettings], exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        name = field if field.isupper() else env_name(settings_cls, field)
+        value = error.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"{name}: {error['msg']}{shown}")
+    return "invalid settings: " + "; ".join(lines)
+
+
+def require_secret(name: str, value: str) -> str:
+    """Refuse an empty or placeholder secret, naming the variable."""
+    if value.strip().lower() in PLACEHOLDER_SECRETS:
+        raise ValueError(f"{name} is empty or a placeholder; set a real secret")
+    return value

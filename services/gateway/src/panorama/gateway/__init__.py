@@ -1,0 +1,1 @@
+"""Panorama gateway: the public API, pure async, one pooled upstream client per downstream."""

@@ -1,0 +1,1 @@
+"""The gateway's public routes, one router per resource."""

@@ -1,0 +1,7 @@
+"""Gateway routes: proxy."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["proxy"])

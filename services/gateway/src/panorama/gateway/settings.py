@@ -1,0 +1,44 @@
+"""Gateway settings: API keys, where the downstreams are, and the timeout budget of each route."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AnyHttpUrl, Field, field_validator
+
+from panorama.core.settings import PanoramaSettings, require_secret
+
+
+class GatewaySettings(PanoramaSettings):
+    # Required: no default, and a placeholder is refused.
+    api_keys: str = Field(description="comma-separated keys accepted as X-API-Key or Bearer token")
+    io_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8001")
+    compute_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8002")
+    redis_url: str | None = None
+    storage_dir: Path = Path(".panorama/storage")
+    # One aiohttp connector per downstream per worker; beyond this many sockets requests queue.
+    upstream_connections: int = Field(default=100, ge=1, le=10_000)
+    upstream_connect_timeout: float = Field(default=1.0, gt=0)
+    # Per-route budgets (seconds): the gateway answers 504 when one runs out.
+    timeout_default: float = Field(default=5.0, gt=0)
+    timeout_demo: float = Field(default=15.0, gt=0)
+    timeout_compute: float = Field(default=30.0, gt=0)
+    timeout_proxy: float = Field(default=10.0, gt=0)
+    timeout_safe: float = Field(default=1.0, gt=0)
+    max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_are_real(cls, value: str) -> str:
+        keys = [k.strip() for k in value.split(",") if k.strip()]
+        if not keys:
+            raise ValueError("set at least one API key")
+        for key in keys:
+            require_secret("PANORAMA_API_KEYS", key)
+            if len(key) < 16:
+                raise ValueError("each API key must be at least 16 characters")
+        return ",".join(keys)
+
+    @property
+    def api_key_list(self) -> tuple[str, ...]:
+        return tuple(self.api_keys.split(","))

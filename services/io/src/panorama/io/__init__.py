@@ -1,0 +1,1 @@
+"""Panorama I/O service: async Postgres, Redis and outbound HTTP, with the `def` contrast."""

@@ -1,0 +1,1 @@
+"""The I/O service's routes, one router per resource."""

@@ -1,0 +1,1 @@
+"""Panorama video worker: Celery prefork worker running ffmpeg."""

@@ -38,5 +38,17 @@ lock: venv ## Recompile the pinned, hashed requirements from the pyproject.toml 
 	  $(COMPILE) services/core/pyproject.toml services/$$s/pyproject.toml -o services/$$s/requirements.txt || exit 1; \
 	done
 
+bench: venv ## Run the benchmarks under loadtests/ and write loadtests/results/<timestamp>/
+	$(BIN)/python loadtests/run.py $(ARGS)
+
+images: venv ## Build every service image with podman (../shared/containers/podman-ci)
+	$(BIN)/python infra/images.py $(ARGS)
+
+render: venv ## Render and lint the Helm chart for each charts/panorama/ci/*-values.yaml
+	$(BIN)/python -m infra.deploy render $(ARGS)
+
+deploy: venv ## helm install/upgrade the chart into the current kube context and wait for rollouts
+	$(BIN)/python -m infra.deploy install $(ARGS)
+
 clean: ## Remove the virtual environment and local state
 	rm -rf $(VENV) .panorama

@@ -28,6 +28,8 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 # Values that mean "somebody forgot to set this": refused for every secret.
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "change_me", "secret", "example", "xxx", "todo"})
+# Never echo these variables' values into logs: they hold or may embed credentials.
+SENSITIVE_WORDS = ("key", "secret", "password", "token", "url")
 
 
 class SettingsError(ValueError):
@@ -97,7 +99,8 @@ def describe_errors(settings_cls: type[BaseSettings], exc: ValidationError) -> s
         field = str(error["loc"][0]) if error["loc"] else "?"
         name = field if field.isupper() else env_name(settings_cls, field)
         value = error.get("input")
-        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        hidden = isinstance(value, dict) or any(word in name.lower() for word in SENSITIVE_WORDS)
+        shown = "" if hidden else f" (got {value!r})"
         lines.append(f"{name}: {error['msg']}{shown}")
     return "invalid settings: " + "; ".join(lines)
 

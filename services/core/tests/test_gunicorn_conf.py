@@ -1,0 +1,83 @@
+"""The process model: gunicorn's worker count follows cgroup limits and WEB_CONCURRENCY."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from panorama.core.gunicorn_conf import service_name
+from panorama.core.testing import free_port, gunicorn_command, running
+
+HERE = Path(__file__).parent
+
+
+def configured_workers(env: dict[str, str]) -> int:
+    code = "import panorama.core.gunicorn_conf as c; print(c.workers)"
+    clean = {k: v for k, v in os.environ.items() if k not in ("WEB_CONCURRENCY", "PANORAMA_CPU_LIMIT")}
+    out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True, check=True)
+    return int(out.stdout.strip())
+
+
+def fake_cgroup(tmp_path: Path, cpu_max: str) -> str:
+    (tmp_path / "cpu.max").write_text(cpu_max + "\n")
+    return str(tmp_path)
+
+
+def test_one_and_a_half_cpus_give_two_workers(tmp_path: Path) -> None:
+    assert configured_workers({"PANORAMA_CGROUP_ROOT": fake_cgroup(tmp_path, "150000 100000")}) == 2
+
+
+def test_one_cpu_gives_one_worker(tmp_path: Path) -> None:
+    assert configured_workers({"PANORAMA_CGROUP_ROOT": fake_cgroup(tmp_path, "100000 100000")}) == 1
+
+
+def test_unlimited_cpu_max_uses_the_cpus_we_may_run_on(tmp_path: Path) -> None:
+    expected = len(os.sched_getaffinity(0))
+    assert configured_workers({"PANORAMA_CGROUP_ROOT": fake_cgroup(tmp_path, "max 100000")}) == expected
+
+
+def test_web_concurrency_overrides_the_cgroup(tmp_path: Path) -> None:
+    env = {"PANORAMA_CGROUP_ROOT": fake_cgroup(tmp_path, "100000 100000"), "WEB_CONCURRENCY": "3"}
+    assert configured_workers(env) == 3
+
+
+def test_service_name_comes_from_the_app_spec() -> None:
+    assert service_name("panorama.io.app:create_app()") == "io"
+    assert service_name("elsewhere:app") == "panorama"
+
+
+def children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(p) for p in text.split()]
+
+
+@pytest.mark.slow
+def test_real_gunicorn_starts_as_many_workers_as_the_cgroup_allows(tmp_path: Path) -> None:
+    port = free_port()
+    cmd = gunicorn_command("sample_app:create_app()", port, workers=None)
+    cmd[3:3] = ["--pythonpath", str(HERE)]
+    env = {"PANORAMA_CGROUP_ROOT": fake_cgroup(tmp_path, "150000 100000"), "PANORAMA_LOG_JSON": "false"}
+    with running(cmd, env, tmp_path / "gunicorn.log", url=f"http://127.0.0.1:{port}") as service:
+        assert service.proc is not None
+        deadline = time.monotonic() + 10
+        while len(children(service.proc.pid)) != 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(children(service.proc.pid)) == 2
+        plan = httpx.get(f"http://127.0.0.1:{port}/debug/plan").json()
+        assert plan["cpu_limit"] == 1.5
+        assert plan["workers"] == 2
+
+
+@pytest.mark.slow
+def test_a_bad_setting_stops_start_up_with_a_message_naming_it(tmp_path: Path) -> None:
+    port = free_port()
+    cmd = gunicorn_command("sample_app:create_app()", port)
+    cmd[3:3] = ["--pythonpath", str(HERE)]
+    env = {**os.environ, "PANORAMA_DB_POOL_SIZE": "-3"}
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode != 0
+    assert "PANORAMA_DB_POOL_SIZE" in result.stdout + result.stderr

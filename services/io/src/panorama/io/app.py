@@ -1,4 +1,8 @@
-"""The I/O service app: ``gunicorn ... 'panorama.io.app:create_app()'``."""
+"""The I/O service app: ``gunicorn ... 'panorama.io.app:create_app()'``.
+
+Migrations are not run here (several workers would race): run ``python -m panorama.io.migrate``
+once before the service starts.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,11 @@ from sqlalchemy import text
 
 from panorama.core.health import Check
 from panorama.core.service import create_service_app
-from panorama.io.db import make_engine, make_sessionmaker
+from panorama.io.cache import make_cache
+from panorama.io.db import ensure_sqlite_dir, make_diagnostics_engine, make_engine, make_sessionmaker, make_sync_engine
+from panorama.io.failures import install_db_error_handlers
+from panorama.io.outbound import OutboundClient
+from panorama.io.routes import cached, debug, demo, proxy, sync_users, users
 from panorama.io.settings import IoSettings
 
 
@@ -19,21 +27,41 @@ def _checks(app: FastAPI) -> Mapping[str, Check]:
         async with app.state.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
-    return {"database": database}
+    checks: dict[str, Check] = {"database": database}
+    if app.state.settings.redis_url:
+        checks["redis"] = app.state.cache.ping
+    return checks
 
 
 def create_app(settings: IoSettings | None = None) -> FastAPI:
-    """Build the I/O service; the engine and Redis client are created in the lifespan."""
+    """Build the I/O service; engines, cache and outbound session are created in the lifespan."""
     settings = settings or IoSettings.load()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings, app.state.plan)
+        plan = app.state.plan
+        ensure_sqlite_dir(settings.database_url)
+        engine = make_engine(settings, plan)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.sync_engine = make_sync_engine(settings, plan)
+        app.state.diagnostics_engine = make_diagnostics_engine(settings)
+        app.state.cache = make_cache(settings)
+        app.state.outbound = OutboundClient(settings)
+        await app.state.outbound.start()
         try:
             yield
         finally:
+            await app.state.outbound.close()
+            await app.state.cache.close()
+            await app.state.diagnostics_engine.dispose()
+            app.state.sync_engine.dispose()
             await engine.dispose()
 
-    return create_service_app(service="io", settings=settings, lifespan=lifespan, readiness_checks=_checks)
+    app = create_service_app(service="io", settings=settings, lifespan=lifespan, readiness_checks=_checks)
+    install_db_error_handlers(app)
+    for router in (users.router, sync_users.router, cached.router, proxy.router, demo.router, debug.router):
+        app.include_router(router)
+    if settings.demo_antipatterns:
+        app.include_router(demo.blocking_router)
+    return app

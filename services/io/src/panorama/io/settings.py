@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from panorama.core.settings import PanoramaSettings
 
@@ -15,6 +15,34 @@ class IoSettings(PanoramaSettings):
     demo_antipatterns: bool = False
     db_pool_timeout: float = Field(default=2.0, gt=0, description="seconds to wait for a pooled connection")
     db_pool_recycle: int = Field(default=1800, ge=-1)
+    db_connect_timeout: float = Field(default=2.0, gt=0, description="seconds to open one database connection")
     db_statement_timeout_ms: int = Field(default=5000, ge=0)
     cache_ttl: int = Field(default=60, ge=1)
+    # Short on purpose: a slow or dead Redis must cost a read milliseconds, then the DB answers.
+    redis_socket_timeout: float = Field(default=0.25, gt=0)
+    redis_connections: int = Field(default=50, ge=1, description="Redis connections per worker")
+    memory_cache_entries: int = Field(default=10_000, ge=1, description="in-process cache size (no Redis)")
     proxy_allow_hosts: str = Field(default="", description="comma-separated hosts /proxy may call")
+    proxy_timeout: float = Field(default=5.0, gt=0, description="seconds for one outbound /proxy call")
+    proxy_connections: int = Field(default=100, ge=1, description="outbound HTTP connections per worker")
+    proxy_max_bytes: int = Field(default=1024 * 1024, ge=1, description="largest body /proxy relays")
+    proxy_max_redirects: int = Field(default=3, ge=0)
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _empty_means_embedded(cls, value: object) -> object:
+        # `PANORAMA_DATABASE_URL=` (set but empty) means the same as unset, not an unparsable URL.
+        return value if value not in (None, "") else EMBEDDED_DATABASE_URL
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _empty_means_none(cls, value: object) -> object:
+        return value if value not in ("",) else None
+
+    @property
+    def proxy_allow_list(self) -> tuple[str, ...]:
+        return tuple(h.strip().lower() for h in self.proxy_allow_hosts.split(",") if h.strip())
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")

@@ -1,0 +1,122 @@
+"""Users in the database, with cache-aside reads of single users."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from panorama.core.errors import Problem
+from panorama.io.cache import CacheUnavailable
+from panorama.io.deps import CacheDep, SessionDep, SettingsDep
+from panorama.io.models import User
+from panorama.io.schemas import UserCreate, UserOut, UserPage, UserUpdate
+
+router = APIRouter(prefix="/users", tags=["users"])
+log = logging.getLogger(__name__)
+
+# Postgres `integer` ids: a larger number is a 422 here, not a driver error later.
+UserId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+MAX_PAGE = 100
+
+
+def cache_key(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+async def _get_or_404(session: SessionDep, user_id: int) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise Problem(404, f"no user with id {user_id}", title="Not Found")
+    return user
+
+
+async def _invalidate(cache: CacheDep, user_id: int) -> None:
+    try:
+        await cache.delete(cache_key(user_id))
+    except CacheUnavailable as exc:
+        # The entry may outlive the change until its TTL runs out; nothing better is possible
+        # while the cache is down, and failing the write would be worse.
+        log.warning("cache invalidation of user %s failed: %s", user_id, exc)
+
+
+def _conflict(email: str) -> Problem:
+    return Problem(409, f"a user with email {email!r} already exists", title="Conflict")
+
+
+@router.post("", status_code=201)
+async def create_user(body: UserCreate, session: SessionDep) -> UserOut:
+    """Create a user; 409 if the email is taken."""
+    user = User(name=body.name, email=body.email)
+    session.add(user)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise _conflict(body.email) from None
+    return UserOut.model_validate(user)
+
+
+@router.get("")
+async def list_users(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> UserPage:
+    """A page of users ordered by id, with the total count."""
+    rows = await session.scalars(select(User).order_by(User.id).limit(limit).offset(offset))
+    total = await session.scalar(select(func.count()).select_from(User))
+    return UserPage(items=[UserOut.model_validate(u) for u in rows], limit=limit, offset=offset, total=total or 0)
+
+
+@router.get("/{user_id}", responses={404: {"description": "no such user"}})
+async def get_user(
+    user_id: UserId, session: SessionDep, cache: CacheDep, settings: SettingsDep, response: Response
+) -> UserOut:
+    """One user, from the cache if present (``X-Cache: hit``), else from the database (``miss``)."""
+    key = cache_key(user_id)
+    cache_up = True
+    try:
+        cached = await cache.get(key)
+    except CacheUnavailable as exc:
+        log.warning("cache read of %s failed, reading the database: %s", key, exc)
+        cached, cache_up = None, False
+    if cached is not None:
+        response.headers["X-Cache"] = "hit"
+        return UserOut.model_validate(cached)
+    user = UserOut.model_validate(await _get_or_404(session, user_id))
+    response.headers["X-Cache"] = "miss" if cache_up else "bypass"
+    if cache_up:
+        try:
+            await cache.set(key, user.model_dump(mode="json"), settings.cache_ttl)
+        except CacheUnavailable as exc:
+            log.warning("cache write of %s failed: %s", key, exc)
+    return user
+
+
+@router.patch("/{user_id}", responses={404: {"description": "no such user"}})
+async def update_user(user_id: UserId, body: UserUpdate, session: SessionDep, cache: CacheDep) -> UserOut:
+    """Change a user's name or email; the cached copy is invalidated."""
+    user = await _get_or_404(session, user_id)
+    for field, value in body.model_dump(exclude_unset=True, exclude_none=True).items():
+        setattr(user, field, value)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise _conflict(body.email or "") from None
+    # After the commit: invalidating first would let a concurrent read re-cache the old row.
+    await _invalidate(cache, user_id)
+    return UserOut.model_validate(user)
+
+
+@router.delete("/{user_id}", status_code=204, responses={404: {"description": "no such user"}})
+async def delete_user(user_id: UserId, session: SessionDep, cache: CacheDep) -> None:
+    """Delete a user; the cached copy is invalidated."""
+    user = await _get_or_404(session, user_id)
+    await session.delete(user)
+    await session.commit()
+    await _invalidate(cache, user_id)

@@ -1,0 +1,73 @@
+"""Request and response bodies of the I/O service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+# Deliberately loose: "has one @ with something either side"; real validation is a mail sent.
+Email = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    email: Email
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    email: Email | None = None
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    email: str
+    created_at: datetime
+
+
+class UserPage(BaseModel):
+    items: list[UserOut]
+    limit: int
+    offset: int
+    total: int
+
+
+class CachedValue(BaseModel):
+    key: str
+    value: Any
+    ttl_s: int | None = None
+
+
+class CachedPut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    value: Any = Field(description="any JSON value")
+    ttl_s: int | None = Field(default=None, ge=1, le=7 * 24 * 3600, description="seconds; unset: the default TTL")
+
+
+class DemoResult(BaseModel):
+    style: str
+    delay_s: float
+    elapsed_s: float
+    detail: str
+
+
+class ProxyResult(BaseModel):
+    url: str
+    status: int
+    content_type: str | None
+    body: str
+    truncated: bool
+    redirects: list[str]

@@ -4,5 +4,5 @@ from panorama.core.service import create_service_app
 from panorama.core.settings import PanoramaSettings
 
 
-def create_app():  # noqa: ANN201 - gunicorn calls it
+def create_app():
     return create_service_app(service="sample", settings=PanoramaSettings.load())

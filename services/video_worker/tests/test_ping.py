@@ -21,6 +21,6 @@ def test_worker_answers_a_celery_ping(redis_url: str, tmp_path: Path) -> None:
             if replies:
                 break
         assert replies, "no worker answered the ping"
-        (name, answer), = replies[0].items()
+        ((name, answer),) = replies[0].items()
         assert name.startswith("ping@")
         assert answer == {"ok": "pong"}

@@ -79,7 +79,11 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
     ]
     fields = ", ".join(e["field"] for e in errors)
     return problem_response(
-        422, f"invalid request: {fields}", title="Validation failed", extra={"errors": errors}, instance=request.url.path
+        422,
+        f"invalid request: {fields}",
+        title="Validation failed",
+        extra={"errors": errors},
+        instance=request.url.path,
     )
 
 

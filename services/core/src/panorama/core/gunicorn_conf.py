@@ -28,7 +28,7 @@ keepalive = 5
 max_requests = int(os.environ.get("PANORAMA_MAX_REQUESTS", "20000"))
 max_requests_jitter = max(1, max_requests // 10)
 # The heartbeat file must live on tmpfs: the root file system is read-only in the chart.
-worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - tmpfs, not a temp file
 accesslog = None
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 

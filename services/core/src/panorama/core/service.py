@@ -48,7 +48,9 @@ def debug_router() -> APIRouter:
         """Event-loop lag (current, max, p99 over the window) and thread-limiter use."""
         limiter = anyio.to_thread.current_default_thread_limiter()
         stats = request.app.state.loop_lag.stats()
-        return LoopReport(**stats.as_dict(), thread_tokens=limiter.total_tokens, threads_borrowed=limiter.borrowed_tokens)
+        return LoopReport(
+            **stats.as_dict(), thread_tokens=limiter.total_tokens, threads_borrowed=limiter.borrowed_tokens
+        )
 
     @router.get("/plan")
     async def sizing_plan(request: Request) -> dict[str, Any]:

@@ -47,7 +47,9 @@ class ServiceProcess:
     def start(self) -> ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         log.close()
         return self
 
@@ -93,7 +95,12 @@ class ServiceProcess:
 
 @contextlib.contextmanager
 def running(
-    cmd: Sequence[str], env: Mapping[str, str], log_path: Path, *, url: str | None = None, ready: str | None = "/readyz",
+    cmd: Sequence[str],
+    env: Mapping[str, str],
+    log_path: Path,
+    *,
+    url: str | None = None,
+    ready: str | None = "/readyz",
     timeout: float = 30.0,
 ) -> Iterator[ServiceProcess]:
     """Start a process, wait for ``url + ready`` to answer 200, stop it on exit (SIGTERM, then SIGKILL)."""

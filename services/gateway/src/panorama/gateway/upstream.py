@@ -74,9 +74,7 @@ class Upstream:
                     body = await resp.read()
                     return UpstreamResponse(resp.status, {k.lower(): v for k, v in resp.headers.items()}, body)
         except TimeoutError:
-            raise Problem(
-                504, f"{self.name} did not answer within {timeout:g}s", title="Upstream timeout"
-            ) from None
+            raise Problem(504, f"{self.name} did not answer within {timeout:g}s", title="Upstream timeout") from None
         except aiohttp.ClientError as exc:
             raise Problem(
                 503,

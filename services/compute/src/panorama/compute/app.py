@@ -2,13 +2,66 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+
 from fastapi import FastAPI
 
+from panorama.compute import tracing
+from panorama.compute.child import ChildConfig
+from panorama.compute.pool import Lane, ProcessLane
+from panorama.compute.routes import compute, debug, demo, inference
 from panorama.compute.settings import ComputeSettings
+from panorama.core.health import Check
 from panorama.core.service import create_service_app
+
+WARM_UP_TIMEOUT = 60.0
+
+
+def _checks(app: FastAPI) -> Mapping[str, Check]:
+    return {"process_pool": app.state.process_pool.check}
 
 
 def create_app(settings: ComputeSettings | None = None) -> FastAPI:
-    """Build the compute service."""
+    """Build the compute service; its pools start in the lifespan, once per worker, after fork."""
     settings = settings or ComputeSettings.load()
-    return create_service_app(service="compute", settings=settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        plan = app.state.plan
+        if settings.compute_span_file:
+            tracing.export_to_file(settings.compute_span_file, "compute")
+        size = plan.process_pool_size
+        processes = ProcessLane(
+            size,
+            settings.max_in_flight or 2 * size,
+            start_method=settings.start_method,
+            retry_after=settings.retry_after,
+            child=ChildConfig(
+                log_level=settings.log_level,
+                log_json=settings.log_json,
+                model_seed=settings.model_seed,
+                span_file=str(settings.compute_span_file) if settings.compute_span_file else None,
+            ),
+        )
+        # Medium work gets as many threads as the worker has cores: more only queue on the GIL.
+        threads_size = settings.thread_pool_size or size
+        threads = Lane(threads_size, settings.max_in_flight or 2 * threads_size, retry_after=settings.retry_after)
+        processes.start()
+        threads.start()
+        app.state.process_pool = processes
+        app.state.thread_pool = threads
+        try:
+            await processes.warm_up(WARM_UP_TIMEOUT)
+            yield
+        finally:
+            await threads.shutdown()
+            await processes.shutdown()
+
+    app = create_service_app(service="compute", settings=settings, lifespan=lifespan, readiness_checks=_checks)
+    app.include_router(compute.router)
+    app.include_router(inference.router)
+    app.include_router(debug.router)
+    if settings.demo_antipatterns:
+        app.include_router(demo.router)
+    return app

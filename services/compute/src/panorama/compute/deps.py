@@ -1,0 +1,45 @@
+"""Typed dependencies for the compute routes: settings, the two pools, the request's deadline."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from panorama.compute.pool import Lane, ProcessLane
+from panorama.compute.settings import ComputeSettings
+
+DEADLINE_HEADER = "X-Request-Timeout"
+
+
+def get_settings(request: Request) -> ComputeSettings:
+    return request.app.state.settings
+
+
+def get_process_pool(request: Request) -> ProcessLane:
+    return request.app.state.process_pool
+
+
+def get_thread_pool(request: Request) -> Lane:
+    return request.app.state.thread_pool
+
+
+SettingsDep = Annotated[ComputeSettings, Depends(get_settings)]
+ProcessPoolDep = Annotated[ProcessLane, Depends(get_process_pool)]
+ThreadPoolDep = Annotated[Lane, Depends(get_thread_pool)]
+
+
+def request_deadline(
+    settings: SettingsDep,
+    timeout: Annotated[
+        float | None,
+        Header(alias=DEADLINE_HEADER, gt=0, le=3600, description="seconds the caller will wait (the gateway's budget)"),
+    ] = None,
+) -> float:
+    """The absolute deadline (epoch seconds, comparable in pool children): header or setting, the smaller."""
+    budget = settings.request_timeout if timeout is None else min(timeout, settings.request_timeout)
+    return time.time() + budget
+
+
+DeadlineDep = Annotated[float, Depends(request_deadline)]

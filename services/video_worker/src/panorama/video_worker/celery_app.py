@@ -1,32 +1,57 @@
-"""The Celery app: ``celery -A panorama.video_worker.celery_app worker``."""
+"""The Celery app: ``celery -A panorama.video_worker.celery_app worker``.
+
+Delivery settings, on purpose: a job is acknowledged only once it has finished (``acks_late``) and
+handed back if its pool child dies (``reject_on_worker_lost``); each child reserves one job at a
+time (prefetch 1: a long transcode must not sit on a queued job another child could run); Redis
+keeps an unacknowledged job invisible for longer than the hard time limit, so a job still running
+is never handed to a second worker. Concurrency comes from the CPU limit, one ffmpeg per core.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 from panorama.core.process import after_fork
-from panorama.core.queue import celery_config
+from panorama.core.queue import StorageLayout, celery_config, ensure_queue_dirs
+from panorama.video_worker import tasks
 from panorama.video_worker.settings import WorkerSettings
 
 
 def create_celery(settings: WorkerSettings | None = None) -> Celery:
+    """Build the app and register its task; no I/O (directories are made in ``worker_init``)."""
     settings = settings or WorkerSettings.load()
     app = Celery("panorama.video_worker")
-    app.conf.update(celery_config(settings.redis_url, settings.state_dir))
+    config = celery_config(settings.redis_url, settings.state_dir, visibility_timeout=settings.visibility_timeout)
+    app.conf.update(config)
     app.conf.update(
-        worker_concurrency=settings.celery_concurrency or settings.sizing().celery_concurrency,
+        worker_concurrency=settings.concurrency(),
         worker_prefetch_multiplier=1,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
+        task_soft_time_limit=settings.video_soft_time_limit,
+        task_time_limit=settings.video_time_limit,
+        # Events let `celery events`/flower watch the pool; cheap next to a transcode.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
     )
     app.conf.panorama_settings = settings
+    tasks.register(app, settings)
     return app
 
 
 app = create_celery()
 
 
+@worker_init.connect
+def _prepare_storage(**_: Any) -> None:
+    settings: WorkerSettings = app.conf.panorama_settings
+    ensure_queue_dirs(settings.state_dir)
+    StorageLayout(settings.storage_dir).ensure()
+
+
 @worker_process_init.connect
-def _after_fork(**_: object) -> None:
+def _after_fork(**_: Any) -> None:
     after_fork(app.conf.panorama_settings, role="video-worker")

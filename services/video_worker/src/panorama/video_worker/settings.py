@@ -1,12 +1,15 @@
-"""Video worker settings."""
+"""Video worker settings: where the files are, how ffmpeg encodes, and how long a job may take."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from panorama.core.settings import PanoramaSettings
+
+Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]
 
 
 class WorkerSettings(PanoramaSettings):
@@ -14,3 +17,37 @@ class WorkerSettings(PanoramaSettings):
     storage_dir: Path = Path(".panorama/storage")
     state_dir: Path = Path(".panorama")
     celery_concurrency: int | None = Field(default=None, ge=1, description="overrides the CPU-derived concurrency")
+    # x264 settings of the rendition; a slower preset is a smaller file for more CPU.
+    video_preset: Preset = "veryfast"
+    video_crf: int = Field(default=23, ge=0, le=51)
+    ffmpeg_threads: int | None = Field(default=None, ge=1, description="per ffmpeg; default: CPU limit / concurrency")
+    ffprobe_timeout: float = Field(default=30.0, gt=0)
+    # Soft: the task stops ffmpeg and fails with a reason. Hard: the pool kills the child (and
+    # with it ffmpeg, through PDEATHSIG). The visibility timeout must exceed both, or Redis would
+    # hand a job that is still running to a second worker.
+    video_soft_time_limit: int = Field(default=3300, ge=1)
+    video_time_limit: int = Field(default=3600, ge=1)
+    visibility_timeout: int = Field(default=3900, ge=1)
+    # Deliveries of one job (worker deaths and transient retries together) before it fails for good:
+    # a file that kills its worker every time must end as FAILURE, not a crash loop.
+    video_max_attempts: int = Field(default=5, ge=1)
+    video_max_retries: int = Field(default=3, ge=0, description="retries of transient errors (storage hiccups)")
+
+    @model_validator(mode="after")
+    def _limits_are_ordered(self) -> Self:
+        if not self.video_soft_time_limit < self.video_time_limit < self.visibility_timeout:
+            raise ValueError(
+                "need PANORAMA_VIDEO_SOFT_TIME_LIMIT < PANORAMA_VIDEO_TIME_LIMIT < PANORAMA_VISIBILITY_TIMEOUT "
+                f"(got {self.video_soft_time_limit} < {self.video_time_limit} < {self.visibility_timeout})"
+            )
+        return self
+
+    def concurrency(self) -> int:
+        return self.celery_concurrency or self.sizing().celery_concurrency
+
+    def threads_per_ffmpeg(self) -> int:
+        """Each of the pool's ffmpeg processes gets its share of the CPU limit, at least one thread."""
+        if self.ffmpeg_threads is not None:
+            return self.ffmpeg_threads
+        cores = max(1, round(self.effective_cpu_limit()))
+        return max(1, cores // self.concurrency())

@@ -100,6 +100,7 @@ def inference_task(rows: Sequence[Sequence[float]], deadline: float, carrier: Ma
         return _model.predict(rows)
 
 
-def ping() -> int:
-    """Warm-up and health task: starts the child (and its initializer), returns its pid."""
+def ping(hold: float = 0.0) -> int:
+    """Warm-up task: returns this child's pid after ``hold`` seconds (so a sibling takes the next one)."""
+    time.sleep(hold)
     return os.getpid()

@@ -230,9 +230,14 @@ class ProcessLane(Lane):
 
     async def warm_up(self, timeout: float) -> list[int]:
         """Start every child (and its initializer) before the worker reports ready."""
+        # Children start one by one and the first ready one would take every quick ping: keep
+        # sending pings that hold their child a moment until each child has answered one.
+        seen: set[int] = set()
         async with asyncio.timeout(timeout):
-            pids = await asyncio.gather(*(asyncio.wrap_future(self.executor.submit(ping)) for _ in range(self.size)))
-        return sorted(set(pids))
+            while len(seen) < self.size:
+                batch = [asyncio.wrap_future(self.executor.submit(ping, 0.05)) for _ in range(self.size)]
+                seen.update(await asyncio.gather(*batch))
+        return sorted(seen)
 
     def pids(self) -> list[int]:
         # ProcessPoolExecutor keeps its children in a private dict; no public API lists them.

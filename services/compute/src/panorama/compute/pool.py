@@ -1,15 +1,18 @@
 """Executors with admission control and deadlines: the process pool for CPU work, threads for medium work.
 
 Each :class:`Lane` wraps one executor created in the lifespan (after gunicorn's fork, one per
-worker) and bounds the tasks it holds: a task counts from submit until it really finishes, so a
-request that timed out still holds its slot while its task runs. The traps it handles:
+worker). The traps it handles:
 
-- Backpressure: past ``capacity`` tasks a request gets 503 with ``Retry-After`` at once, instead
-  of an unbounded queue inside the executor that every later request waits behind.
-- Deadlines: ``Future.cancel()`` only works on a task no child has picked up. A
-  ProcessPoolExecutor moves up to ``size + 1`` tasks into its call queue and marks them running,
-  after which they cannot be cancelled; those tasks stop themselves at their deadline
-  (see :mod:`panorama.compute.child`), so a 504 frees the core soon after as well.
+- Backpressure: past ``capacity`` tasks in flight (waiting or running) a request gets 503 with
+  ``Retry-After`` at once, instead of joining an unbounded queue inside the executor.
+- Cancellation: ``Future.cancel()`` only works on a task the executor has not started, and a
+  ProcessPoolExecutor starts eagerly: it moves every task its call queue can hold (``size + 1``
+  beyond those the children already took) in and marks them running, so with a few tasks queued
+  none of them can be cancelled. The lane therefore never hands the executor more tasks than it
+  has workers; the rest wait on an asyncio semaphore, where a passed deadline cancels for real
+  and exactly (the task is never started). A task already running cannot be stopped from here
+  short of killing its child: it checks its own deadline and stops (:mod:`panorama.compute.child`),
+  and it keeps its slot until it has, so the pool is never overcommitted.
 - A dead child (SIGKILL, the OOM killer) breaks the whole ProcessPoolExecutor: every pending
   future fails with BrokenProcessPool and every later submit too. The lane replaces the executor
   once (a lock and an identity check, however many requests saw the break) and answers 503.
@@ -18,10 +21,10 @@ request that timed out still holds its slot while its task runs. The traps it ha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import multiprocessing
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -64,15 +67,17 @@ class Lane:
     kind: LaneKind = "thread"
 
     def __init__(self, size: int, capacity: int, *, retry_after: int = 1) -> None:
-        if size < 1 or capacity < 1:
-            raise ValueError(f"size and capacity must be at least 1, got {size} and {capacity}")
+        if size < 1 or capacity < size:
+            raise ValueError(f"need 1 <= size <= capacity, got size {size} and capacity {capacity}")
         self.size = size
         self.capacity = capacity
         self.retry_after = retry_after
         self._executor: Executor | None = None
-        # Done callbacks run on the executor's threads, not the loop: guard the shared state.
-        self._lock = threading.Lock()
-        self._futures: set[Future[Any]] = set()
+        self._slots: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Touched only on the event loop: done callbacks hop over with call_soon_threadsafe.
+        self._running: set[Future[Any]] = set()
+        self.in_flight = 0
         self.completed = self.rejected = self.timed_out = self.cancelled = 0
 
     @property
@@ -82,6 +87,9 @@ class Lane:
         return self._executor
 
     def start(self) -> None:
+        """Create the executor; call from the lifespan, on the loop that will use it."""
+        self._loop = asyncio.get_running_loop()
+        self._slots = asyncio.Semaphore(self.size)
         self._executor = self._new_executor()
 
     def _new_executor(self) -> Executor:
@@ -89,82 +97,99 @@ class Lane:
 
     def _submit(self, executor: Executor, fn: Callable[..., T], *args: Any) -> Future[T]:
         # What loop.run_in_executor does, but keeping the concurrent future: the slot is released
-        # when the thread really finishes, and cancel() needs it. The copied context carries the
-        # request's contextvars (the current span, log fields) into the worker thread.
+        # when the thread really finishes. The copied context carries the request's contextvars
+        # (the current span, log fields) into the worker thread.
         return executor.submit(contextvars.copy_context().run, fn, *args)
 
     def _done(self, future: Future[Any]) -> None:
-        with self._lock:
-            self._futures.discard(future)
-            if not future.cancelled() and future.exception() is None:
-                self.completed += 1
+        # Runs on an executor thread (or the loop, if already done): hop to the loop.
+        with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._finished, future)
+
+    def _finished(self, future: Future[Any]) -> None:
+        self._running.discard(future)
+        self.in_flight -= 1
+        assert self._slots is not None
+        self._slots.release()
+        if not future.cancelled() and future.exception() is None:
+            self.completed += 1
+
+    def _busy(self, detail: str) -> Problem:
+        return Problem(503, detail, title="Busy", headers={"Retry-After": str(self.retry_after)})
 
     async def run(self, fn: Callable[..., T], *args: Any, deadline: float) -> T:
         """Run ``fn(*args)`` before ``deadline`` (epoch seconds), or raise a 503/504 :class:`Problem`."""
+        assert self._slots is not None, "start() the lane first"
         budget = deadline - time.time()
         if budget <= 0:
             self.timed_out += 1
             raise Problem(504, "the request's deadline had passed before compute could start it", title="Timeout")
-        with self._lock:
-            full = len(self._futures) >= self.capacity
-            if full:
-                self.rejected += 1
-        if full:
-            raise Problem(
-                503,
-                f"the {self.kind} pool is at capacity ({self.capacity} tasks in flight per worker); retry shortly",
-                title="Busy",
-                headers={"Retry-After": str(self.retry_after)},
+        if self.in_flight >= self.capacity:
+            self.rejected += 1
+            raise self._busy(
+                f"the {self.kind} pool is at capacity ({self.capacity} tasks in flight per worker); retry shortly"
             )
+        self.in_flight += 1
+        try:
+            async with asyncio.timeout(budget):
+                await self._slots.acquire()
+        except TimeoutError:
+            self.in_flight -= 1
+            self.timed_out += 1
+            self.cancelled += 1
+            raise Problem(
+                504, f"compute did not start the task within {budget:.3g}s; it was cancelled unstarted", title="Timeout"
+            ) from None
+        except BaseException:
+            self.in_flight -= 1
+            raise
+        try:
+            future, executor = await self._submit_or_replace(fn, *args)
+        except BaseException:
+            self.in_flight -= 1
+            self._slots.release()
+            raise
+        # From here the slot is the future's: released when the task really ends, not when we stop waiting.
+        self._running.add(future)
+        future.add_done_callback(self._done)
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.time())):
+                return await asyncio.wrap_future(future)
+        except (TimeoutError, DeadlineExceeded):
+            self.timed_out += 1
+            raise Problem(
+                504,
+                f"compute did not finish within {budget:.3g}s; the running task stops itself at the deadline",
+                title="Timeout",
+            ) from None
+        except BrokenProcessPool:
+            await self._replace(executor)
+            raise self._busy(
+                "a compute child process died while running this task; the pool was replaced, retry"
+            ) from None
+
+    async def _submit_or_replace(self, fn: Callable[..., T], *args: Any) -> tuple[Future[T], Executor]:
         executor = self.executor
         try:
-            future = self._submit(executor, fn, *args)
+            return self._submit(executor, fn, *args), executor
         except BrokenProcessPool:
             # A child died while the pool was idle: nothing of this request was lost yet.
             executor = await self._replace(executor)
-            future = self._submit(executor, fn, *args)
-        with self._lock:
-            self._futures.add(future)
-        future.add_done_callback(self._done)
-        try:
-            async with asyncio.timeout(budget):
-                return await asyncio.wrap_future(future)
-        except (TimeoutError, DeadlineExceeded):
-            # wrap_future already asked the future to cancel; it succeeds only if still queued.
-            future.cancel()
-            self.timed_out += 1
-            if future.cancelled():
-                self.cancelled += 1
-                fate = "its queued task was cancelled"
-            else:
-                fate = "its running task stops itself at the deadline"
-            raise Problem(504, f"compute did not finish within {budget:.3g}s; {fate}", title="Timeout") from None
-        except BrokenProcessPool:
-            await self._replace(executor)
-            raise Problem(
-                503,
-                "a compute child process died while running this task; the pool was replaced, retry",
-                title="Worker lost",
-                headers={"Retry-After": str(self.retry_after)},
-            ) from None
+            return self._submit(executor, fn, *args), executor
 
     async def _replace(self, broken: Executor) -> Executor:
         return broken
 
-    def _running(self) -> tuple[int, int]:
-        with self._lock:
-            futures = list(self._futures)
-        return len(futures), sum(1 for f in futures if f.running())
-
     def report(self) -> LaneReport:
-        in_flight, busy = self._running()
+        busy = len(self._running)
         return LaneReport(
             kind=self.kind,
             size=self.size,
             capacity=self.capacity,
-            in_flight=in_flight,
+            in_flight=self.in_flight,
             busy=busy,
-            queued=in_flight - busy,
+            queued=self.in_flight - busy,
             completed=self.completed,
             rejected=self.rejected,
             timed_out=self.timed_out,
@@ -172,7 +197,7 @@ class Lane:
         )
 
     async def shutdown(self) -> None:
-        """Cancel queued tasks and wait for running ones (they stop by their deadlines)."""
+        """Wait for running tasks (they stop by their deadlines); nothing else was handed over."""
         if self._executor is not None:
             executor, self._executor = self._executor, None
             await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)

@@ -1,0 +1,298 @@
+{{/*
+The objects every Panorama component has (ConfigMap, Deployment, Service, HPA, PDB), written
+once and included from templates/<component>/<kind>.yaml with (dict "root" $ "component" "io").
+*/}}
+
+{{- define "panorama.ports" -}}
+{{- $ports := dict "gateway" 8000 "io" 8001 "compute" 8002 -}}
+{{- index $ports . -}}
+{{- end -}}
+
+{{/* The command each container runs: the same one the Dockerfile's entrypoint holds. */}}
+{{- define "panorama.command" -}}
+{{- if eq .component "video-worker" }}
+- celery
+- -A
+- panorama.video_worker.celery_app
+- worker
+- --loglevel
+- {{ .root.Values.logLevel }}
+{{- else }}
+- gunicorn
+- -c
+- python:panorama.core.gunicorn_conf
+- --bind
+- 0.0.0.0:{{ include "panorama.ports" .component }}
+- panorama.{{ .component }}.app:create_app()
+{{- end }}
+{{- end -}}
+
+{{- define "panorama.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .uid | default 10001 }}
+runAsGroup: {{ .gid | default 0 }}
+fsGroup: {{ .fsGroup | default 10001 }}
+fsGroupChangePolicy: OnRootMismatch
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "panorama.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+privileged: false
+capabilities:
+  drop: [ALL]
+{{- end -}}
+
+{{/* Non-secret settings of a component; the Deployment loads them with envFrom. */}}
+{{- define "panorama.configmap" -}}
+{{- $root := .root -}}
+{{- $v := index $root.Values (include "panorama.valuesKey" .component) -}}
+{{- $otel := include "panorama.otelEndpoint" $root -}}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ include "panorama.componentName" . }}
+  labels:
+    {{- include "panorama.labels" . | nindent 4 }}
+data:
+  {{- include "panorama.sizingEnv" . | nindent 2 }}
+  PANORAMA_LOG_LEVEL: {{ $root.Values.logLevel | quote }}
+  PANORAMA_LOG_JSON: "true"
+  PANORAMA_STATE_DIR: /tmp/panorama
+  {{- if has .component (list "gateway" "video-worker") }}
+  PANORAMA_STORAGE_DIR: /data/videos
+  {{- end }}
+  {{- if ne .component "video-worker" }}
+  {{- /* Kubernetes sends SIGTERM after preStop; gunicorn must finish in what is left of the grace period. */}}
+  PANORAMA_GRACEFUL_TIMEOUT: {{ sub (sub $v.terminationGracePeriodSeconds $v.preStopSleepSeconds) 2 | toString | quote }}
+  {{- end }}
+  {{- if eq .component "gateway" }}
+  PANORAMA_IO_URL: {{ printf "http://%s:8001" (include "panorama.componentName" (dict "root" $root "component" "io")) | quote }}
+  PANORAMA_COMPUTE_URL: {{ printf "http://%s:8002" (include "panorama.componentName" (dict "root" $root "component" "compute")) | quote }}
+  PANORAMA_UPSTREAM_CONNECTIONS: {{ $v.upstreamConnections | toString | quote }}
+  PANORAMA_MAX_UPLOAD_BYTES: {{ $v.maxUploadBytes | int64 | toString | quote }}
+  {{- end }}
+  {{- if eq .component "io" }}
+  PANORAMA_DEMO_ANTIPATTERNS: {{ $v.demoAntipatterns | toString | quote }}
+  PANORAMA_PROXY_ALLOW_HOSTS: {{ $v.proxyAllowHosts | quote }}
+  {{- end }}
+  {{- if eq .component "video-worker" }}
+  PANORAMA_IO_URL: {{ printf "http://%s:8001" (include "panorama.componentName" (dict "root" $root "component" "io")) | quote }}
+  {{- end }}
+  OTEL_SERVICE_NAME: {{ printf "panorama-%s" .component | quote }}
+  OTEL_RESOURCE_ATTRIBUTES: {{ printf "service.namespace=%s,deployment.environment=%s" $root.Release.Namespace $root.Release.Name | quote }}
+  {{- if $otel }}
+  OTEL_EXPORTER_OTLP_ENDPOINT: {{ $otel | quote }}
+  OTEL_EXPORTER_OTLP_PROTOCOL: http/protobuf
+  OTEL_TRACES_SAMPLER: parentbased_traceidratio
+  OTEL_TRACES_SAMPLER_ARG: {{ $root.Values.otel.sampleRatio | toString | quote }}
+  {{- else }}
+  OTEL_SDK_DISABLED: "true"
+  {{- end }}
+{{- end -}}
+
+{{- define "panorama.deployment" -}}
+{{- $root := .root -}}
+{{- $v := index $root.Values (include "panorama.valuesKey" .component) -}}
+{{- $http := ne .component "video-worker" -}}
+{{- $storage := has .component (list "gateway" "video-worker") -}}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "panorama.componentName" . }}
+  labels:
+    {{- include "panorama.labels" . | nindent 4 }}
+spec:
+  {{- if not $v.autoscaling.enabled }}
+  replicas: {{ $v.replicas }}
+  {{- end }}
+  revisionHistoryLimit: 5
+  selector:
+    matchLabels:
+      {{- include "panorama.selectorLabels" . | nindent 6 }}
+  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxSurge: 1
+      maxUnavailable: 0
+  template:
+    metadata:
+      labels:
+        {{- include "panorama.labels" . | nindent 8 }}
+      annotations:
+        checksum/config: {{ include "panorama.configmap" . | sha256sum }}
+        panorama.dev/plan: {{ include "panorama.planSummary" . | quote }}
+    spec:
+      {{- include "panorama.imagePullSecrets" $root | nindent 6 }}
+      automountServiceAccountToken: false
+      securityContext:
+        {{- include "panorama.podSecurityContext" dict | nindent 8 }}
+      {{- if $http }}
+      terminationGracePeriodSeconds: {{ $v.terminationGracePeriodSeconds }}
+      {{- else }}
+      {{- /* Celery's warm shutdown waits for running jobs: the grace must cover the longest one. */}}
+      terminationGracePeriodSeconds: {{ add $v.longestJobSeconds $v.preStopSleepSeconds 30 }}
+      {{- end }}
+      topologySpreadConstraints:
+        - maxSkew: 1
+          topologyKey: kubernetes.io/hostname
+          whenUnsatisfiable: ScheduleAnyway
+          labelSelector:
+            matchLabels:
+              {{- include "panorama.selectorLabels" . | nindent 14 }}
+      containers:
+        - name: {{ .component }}
+          image: {{ include "panorama.image" . | quote }}
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          command:
+            {{- include "panorama.command" . | nindent 12 }}
+          envFrom:
+            - configMapRef:
+                name: {{ include "panorama.componentName" . }}
+          env:
+            {{- if eq .component "gateway" }}
+            - name: PANORAMA_API_KEYS
+              valueFrom:
+                secretKeyRef:
+                  name: {{ include "panorama.apiKeysSecret" $root }}
+                  key: api-keys
+            {{- end }}
+            {{- if eq .component "io" }}
+            {{- include "panorama.databaseEnv" $root | nindent 12 }}
+            {{- end }}
+            {{- if has .component (list "gateway" "io" "video-worker") }}
+            {{- include "panorama.redisEnv" $root | nindent 12 }}
+            {{- end }}
+          {{- if $http }}
+          ports:
+            - name: http
+              containerPort: {{ include "panorama.ports" .component }}
+              protocol: TCP
+          {{- /* Liveness is the process alone: a dead dependency must not restart healthy pods. */}}
+          startupProbe:
+            httpGet: {path: /healthz, port: http}
+            periodSeconds: 2
+            timeoutSeconds: 2
+            failureThreshold: 30
+          livenessProbe:
+            httpGet: {path: /healthz, port: http}
+            periodSeconds: 10
+            timeoutSeconds: 2
+            failureThreshold: 3
+          {{- /* /readyz bounds each dependency check by PANORAMA_READINESS_TIMEOUT (2 s). */}}
+          readinessProbe:
+            httpGet: {path: /readyz, port: http}
+            periodSeconds: 5
+            timeoutSeconds: 3
+            failureThreshold: 2
+          {{- else }}
+          {{- /* The worker has no HTTP port: Celery's own ping over the broker says it consumes. */}}
+          startupProbe:
+            exec:
+              command: [sh, -c, 'celery -A panorama.video_worker.celery_app inspect ping --timeout 5 -d "celery@$HOSTNAME"']
+            periodSeconds: 10
+            timeoutSeconds: 15
+            failureThreshold: 12
+          readinessProbe:
+            exec:
+              command: [sh, -c, 'celery -A panorama.video_worker.celery_app inspect ping --timeout 5 -d "celery@$HOSTNAME"']
+            periodSeconds: 60
+            timeoutSeconds: 15
+            failureThreshold: 3
+          {{- /*
+          No livenessProbe: the only liveness signal Celery offers (inspect ping) goes through the
+          broker, so it would restart healthy workers whenever Redis blips; a crashed main process
+          ends the container (it is PID 1) and hung jobs are bounded by the task time limits.
+          */}}
+          {{- end }}
+          lifecycle:
+            preStop:
+              exec:
+                command: [sleep, {{ $v.preStopSleepSeconds | toString | quote }}]
+          resources:
+            {{- toYaml $v.resources | nindent 12 }}
+          securityContext:
+            {{- include "panorama.containerSecurityContext" . | nindent 12 }}
+          volumeMounts:
+            - name: tmp
+              mountPath: /tmp
+            {{- if $storage }}
+            - name: videos
+              mountPath: /data/videos
+            {{- end }}
+      volumes:
+        - name: tmp
+          emptyDir:
+            sizeLimit: 256Mi
+        {{- if $storage }}
+        - name: videos
+          persistentVolumeClaim:
+            claimName: {{ include "panorama.storageClaim" $root }}
+        {{- end }}
+{{- end -}}
+
+{{- define "panorama.service" -}}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "panorama.componentName" . }}
+  labels:
+    {{- include "panorama.labels" . | nindent 4 }}
+spec:
+  type: {{ .type | default "ClusterIP" }}
+  selector:
+    {{- include "panorama.selectorLabels" . | nindent 4 }}
+  ports:
+    - name: http
+      port: {{ include "panorama.ports" .component }}
+      targetPort: http
+      protocol: TCP
+{{- end -}}
+
+{{- define "panorama.hpa" -}}
+{{- $v := index .root.Values (include "panorama.valuesKey" .component) -}}
+{{- if $v.autoscaling.enabled -}}
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {{ include "panorama.componentName" . }}
+  labels:
+    {{- include "panorama.labels" . | nindent 4 }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ include "panorama.componentName" . }}
+  minReplicas: {{ $v.autoscaling.minReplicas }}
+  maxReplicas: {{ $v.autoscaling.maxReplicas }}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {{ $v.autoscaling.targetCPUUtilization }}
+  behavior:
+    scaleDown:
+      stabilizationWindowSeconds: 300
+{{- end -}}
+{{- end -}}
+
+{{- define "panorama.pdb" -}}
+{{- $v := index .root.Values (include "panorama.valuesKey" .component) -}}
+{{- if $v.pdb.enabled -}}
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ include "panorama.componentName" . }}
+  labels:
+    {{- include "panorama.labels" . | nindent 4 }}
+spec:
+  maxUnavailable: {{ $v.pdb.maxUnavailable }}
+  selector:
+    matchLabels:
+      {{- include "panorama.selectorLabels" . | nindent 6 }}
+{{- end -}}
+{{- end -}}

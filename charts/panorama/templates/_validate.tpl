@@ -1,0 +1,38 @@
+{{/* Refuse values that would install a suite that cannot start; each message says what to set. */}}
+{{- define "panorama.validateValues" -}}
+{{- $v := .Values -}}
+{{- if not $v.apiKeys.existingSecret -}}
+{{- if not $v.apiKeys.keys -}}
+{{- fail "apiKeys.keys is empty: set it to one or more comma-separated keys of at least 16 characters (e.g. --set apiKeys.keys=$(openssl rand -hex 24)), or name a Secret in apiKeys.existingSecret" -}}
+{{- end -}}
+{{- range $key := splitList "," $v.apiKeys.keys -}}
+{{- if lt (len (trim $key)) 16 -}}
+{{- fail "apiKeys.keys: every key must be at least 16 characters (the gateway refuses shorter ones); generate one with: openssl rand -hex 24" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if and (not $v.database.existingSecret) (not $v.database.password) -}}
+{{- fail "database.password is empty: set it (URL-safe characters) or name a Secret holding `password` in database.existingSecret" -}}
+{{- end -}}
+{{- if and (not $v.postgresql.enabled) (not $v.externalDatabase.host) -}}
+{{- fail "postgresql.enabled is false but externalDatabase.host is empty: set the external server's host, or enable the in-cluster Postgres" -}}
+{{- end -}}
+{{- if and (not $v.redis.enabled) (not $v.externalRedis.url) (not $v.externalRedis.existingSecret) -}}
+{{- fail "redis.enabled is false but externalRedis.url and externalRedis.existingSecret are empty: set one, or enable the in-cluster Redis" -}}
+{{- end -}}
+{{- range $c := list "gateway" "io" "compute" "videoWorker" -}}
+{{- $cv := index $v $c -}}
+{{- if and $cv.autoscaling.enabled (gt (int $cv.autoscaling.minReplicas) (int $cv.autoscaling.maxReplicas)) -}}
+{{- fail (printf "%s.autoscaling.minReplicas (%v) is above maxReplicas (%v): lower minReplicas or raise maxReplicas" $c $cv.autoscaling.minReplicas $cv.autoscaling.maxReplicas) -}}
+{{- end -}}
+{{- end -}}
+{{- range $c := list "gateway" "io" "compute" -}}
+{{- $cv := index $v $c -}}
+{{- if le (int $cv.terminationGracePeriodSeconds) (add (int $cv.preStopSleepSeconds) 2 | int) -}}
+{{- fail (printf "%s.terminationGracePeriodSeconds (%v) must exceed preStopSleepSeconds (%v) by more than 2 seconds, or in-flight requests are killed; raise it" $c $cv.terminationGracePeriodSeconds $cv.preStopSleepSeconds) -}}
+{{- end -}}
+{{- end -}}
+{{- range $c := list "gateway" "io" "compute" "video-worker" -}}
+{{- $_ := include "panorama.plan" (dict "root" $ "component" $c) -}}
+{{- end -}}
+{{- end -}}

@@ -27,11 +27,6 @@ from panorama.io.app import create_app
 from panorama.io.settings import IoSettings
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="session")
 def migrated_url(database_url: str) -> str:
     """The session database, migrated to head with the same code the one-shot job runs."""

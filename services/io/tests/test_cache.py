@@ -7,11 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from panorama.io.cache import MemoryCache
 
-pytestmark = pytest.mark.anyio
 IoClient = Callable[..., Any]
 
 

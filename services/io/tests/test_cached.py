@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 import redis
 
-pytestmark = pytest.mark.anyio
 IoClient = Callable[..., Any]
 
 

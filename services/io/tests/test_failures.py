@@ -8,12 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
-import pytest
 from sqlalchemy import make_url
 
 from panorama.io import migrate
 
-pytestmark = pytest.mark.anyio
 IoClient = Callable[..., Any]
 
 

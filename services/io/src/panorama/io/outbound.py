@@ -79,7 +79,7 @@ class AllowList:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
             raise ProxyRefused(f"scheme {parts.scheme!r} is not allowed; use http or https")
-        host = parts.hostname or ""
+        host = (parts.hostname or "").rstrip(".")
         if not self.permits_host(host):
             raise ProxyRefused(f"host {host!r} is not on the proxy allow-list")
         ip = _ip_literal(host)

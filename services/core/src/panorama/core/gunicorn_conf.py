@@ -35,6 +35,17 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 def on_starting(server: Any) -> None:
     server.log.info("panorama sizing: %s", "; ".join(_plan.explanation))
+    _reset_multiprocess_metrics()
+
+
+def _reset_multiprocess_metrics() -> None:
+    # Prometheus multiprocess mode: files left by a previous run would be counted again.
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for name in os.listdir(directory):
+            if name.endswith(".db"):
+                os.remove(os.path.join(directory, name))
 
 
 def post_fork(server: Any, worker: Any) -> None:
@@ -42,6 +53,21 @@ def post_fork(server: Any, worker: Any) -> None:
     from panorama.core.process import after_fork
 
     after_fork(_settings, role=service_name(server.cfg.wsgi_app))
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Flush the worker's last spans, within a bound (it runs inside the graceful timeout)."""
+    from panorama.core.telemetry import shutdown_telemetry
+
+    shutdown_telemetry()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """In the master: drop a dead worker's live gauges from the multiprocess metrics."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
 
 
 def service_name(app_spec: str | None) -> str:

@@ -1,12 +1,15 @@
 """Assemble a service's FastAPI app: shared lifespan, error model, health and debug routes.
 
 Every service's ``app.py`` calls :func:`create_service_app` with its own lifespan and readiness
-checks; the shared start-up work (logging, sizing, the thread limiter, the loop-lag monitor)
-happens here once, inside the lifespan, so that building the app does no I/O.
+checks; the shared start-up work (logging, telemetry, sizing, the thread limiter, the loop-lag
+monitor, the blocking detector, the metrics sampler) happens here once, inside the lifespan, so
+that building the app does no I/O. Building it only reads the environment to decide whether to
+add the tracing middleware (:func:`panorama.core.telemetry.telemetry_enabled`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -16,11 +19,14 @@ import anyio.to_thread
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel
 
+from panorama.core.blocking import BlockingDetector, InFlightMiddleware, InFlightRequests
 from panorama.core.errors import install_error_handlers
 from panorama.core.health import Check, health_router
 from panorama.core.logging import configure_logging
 from panorama.core.looplag import LoopLagMonitor
+from panorama.core.metrics import MetricsSampler, RequestMetricsMiddleware, metrics_router
 from panorama.core.settings import PanoramaSettings
+from panorama.core.telemetry import flush_telemetry, instrument_fastapi, setup_telemetry, tracer_provider
 
 Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]
 log = logging.getLogger(__name__)
@@ -52,6 +58,12 @@ def debug_router() -> APIRouter:
             **stats.as_dict(), thread_tokens=limiter.total_tokens, threads_borrowed=limiter.borrowed_tokens
         )
 
+    @router.get("/blocking")
+    async def blocking(request: Request) -> list[dict[str, Any]]:
+        """This worker's latest blocking-detector reports (route, line, stack, trace id)."""
+        detector = getattr(request.app.state, "blocking", None)
+        return [report.as_dict() for report in detector.reports] if detector is not None else []
+
     @router.get("/plan")
     async def sizing_plan(request: Request) -> dict[str, Any]:
         """The sizing plan this worker runs with, and why."""
@@ -75,6 +87,14 @@ def create_service_app(
     @contextlib.asynccontextmanager
     async def shared_lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(service, settings.log_level, json=settings.log_json)
+        # Already done in gunicorn's post_fork; this covers `uvicorn app:...` and tests (idempotent).
+        setup_telemetry(service, settings)
+        loop = asyncio.get_running_loop()
+        if settings.asyncio_debug:
+            # The seed's development aid: asyncio logs every callback slower than this (to the
+            # same JSON stream, through the "asyncio" logger); costly, so off by default.
+            loop.set_debug(True)
+            loop.slow_callback_duration = settings.slow_callback_ms / 1000
         plan = settings.sizing()
         app.state.plan = plan
         # FastAPI runs `def` routes through AnyIO's limiter: 40 threads unless told otherwise.
@@ -82,18 +102,41 @@ def create_service_app(
         monitor = LoopLagMonitor()
         app.state.loop_lag = monitor
         monitor.start()
+        detector = None
+        if settings.blocking_threshold_ms > 0:
+            detector = BlockingDetector(threshold=settings.blocking_threshold_ms / 1000, requests=app.state.in_flight)
+            detector.start()
+        app.state.blocking = detector
+        sampler = MetricsSampler(app)
+        sampler.start()
         log.info("%s starting", service, extra={"plan": plan.as_dict()})
         try:
             async with inner(app):
                 yield
         finally:
+            await sampler.stop()
+            if detector is not None:
+                detector.stop()
             await monitor.stop()
             log.info("%s stopped", service)
+            if tracer_provider() is not None:
+                # Bounded; the full shutdown happens at process exit (gunicorn worker_exit, atexit).
+                await asyncio.to_thread(flush_telemetry, 2.0)
 
     app = FastAPI(title=f"Panorama {service}", lifespan=shared_lifespan, **fastapi_kwargs)
     app.state.settings = settings
+    app.state.in_flight = InFlightRequests()
+    app.state.metric_samplers = []
     install_error_handlers(app)
     app.include_router(health_router(lambda: readiness_checks(app), settings.readiness_timeout))
+    app.include_router(metrics_router())
     if debug_routes:
         app.include_router(debug_router())
+    # add_middleware puts each new one outside the last: metrics time the whole request, and the
+    # in-flight record sits innermost, in the task that runs the route. Middleware a service adds
+    # later wraps both (a BaseHTTPMiddleware then still leaves the route in the recorded task).
+    app.add_middleware(InFlightMiddleware, requests=app.state.in_flight)
+    app.add_middleware(RequestMetricsMiddleware)
+    # Outermost of all (the instrumentor wraps the whole stack), and only when spans are exported.
+    instrument_fastapi(app)
     return app

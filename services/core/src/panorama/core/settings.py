@@ -56,6 +56,10 @@ class PanoramaSettings(BaseSettings):
     sync_pool_size: int = Field(default=DEFAULT_SYNC_POOL_SIZE, ge=1)
     cgroup_root: Path = Field(default=CGROUP_ROOT, description="where cpu.max / cpu.cfs_quota_us are read")
     readiness_timeout: float = Field(default=2.0, gt=0, description="seconds per readiness check")
+    # Observability (panorama.core.blocking, the shared lifespan): the detector is on by default.
+    blocking_threshold_ms: float = Field(default=100.0, ge=0, description="loop stall to report; 0 turns it off")
+    asyncio_debug: bool = Field(default=False, description="asyncio debug mode: slow callbacks are logged")
+    slow_callback_ms: float = Field(default=100.0, gt=0, description="asyncio debug's slow-callback threshold")
 
     @classmethod
     def load(cls) -> Self:

@@ -1,0 +1,259 @@
+"""OpenTelemetry tracing for every process, configured only by the standard ``OTEL_*`` variables.
+
+    OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318     # or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+    OTEL_SERVICE_NAME=...        # overrides the service's own name
+    OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1
+    OTEL_BSP_MAX_QUEUE_SIZE / OTEL_BSP_SCHEDULE_DELAY / OTEL_BSP_MAX_EXPORT_BATCH_SIZE
+
+:func:`setup_telemetry` runs once per process after fork (gunicorn ``post_fork``, Celery
+``worker_process_init``, the compute pool's initializer, and the shared lifespan for processes
+started without them): exporter threads created before a fork do not survive it. With no endpoint
+it installs nothing: no TracerProvider, no thread, no middleware, and the ``instrument_*``
+helpers return at once, so an unconfigured service pays nothing for tracing.
+
+Export is OTLP over HTTP/protobuf through a BatchSpanProcessor, whose queue is bounded
+(``OTEL_BSP_MAX_QUEUE_SIZE``, default 2048: spans beyond it are dropped, never buffered without
+limit). :func:`shutdown_telemetry` flushes within a time budget whatever the collector does.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from panorama.core.settings import PanoramaSettings
+
+log = logging.getLogger(__name__)
+
+ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+# Probes and scrapes would be most of the spans and say nothing about a request.
+EXCLUDED_PATHS = ("/healthz", "/readyz", "/metrics")
+DEFAULT_SHUTDOWN_TIMEOUT = 5.0
+
+_lock = threading.Lock()
+# Per process image. A forked child inherits the provider and the SDK restarts the batch thread
+# after fork (os.register_at_fork), so "already set up" stays true and correct there.
+_provider: TracerProvider | None = None
+_exit_hooks_pid: int | None = None
+
+
+def telemetry_endpoint(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The OTLP traces endpoint the standard variables name, or ``None``."""
+    for name in ENDPOINT_VARS:
+        value = environ.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+def telemetry_enabled(environ: Mapping[str, str] = os.environ) -> bool:
+    """True when spans would be exported: an endpoint is set and the SDK is not switched off.
+
+    Reads the environment only, so an app factory can decide at build time (no I/O) whether to
+    add the tracing middleware.
+    """
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    if environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() == "none":
+        return False
+    return telemetry_endpoint(environ) is not None
+
+
+def build_resource(service_name: str, environ: Mapping[str, str] = os.environ) -> Resource:
+    """``service.name`` is ``OTEL_SERVICE_NAME`` if set, else the service's own name."""
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+
+    name = environ.get("OTEL_SERVICE_NAME", "").strip() or service_name
+    # Resource.create also merges OTEL_RESOURCE_ATTRIBUTES (e.g. k8s.pod.name from the chart).
+    return Resource.create({SERVICE_NAME: name})
+
+
+def setup_telemetry(service_name: str, settings: PanoramaSettings | None = None) -> bool:
+    """Install the tracer provider and OTLP exporter for this process; True when tracing is on.
+
+    Idempotent: later calls (post_fork then the lifespan, say) return the first call's answer.
+    ``settings`` is accepted so that every per-process hook has the same shape; telemetry itself
+    follows the ``OTEL_*`` variables only, as every OpenTelemetry SDK does.
+    """
+    global _provider
+    if not telemetry_enabled():
+        return False
+    with _lock:
+        if _provider is None:
+            _provider = _install_provider(service_name)
+            log.info("tracing to %s as %s", telemetry_endpoint(), _provider.resource.attributes.get("service.name"))
+    _register_exit_hooks()
+    return True
+
+
+def _install_provider(service_name: str) -> TracerProvider:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    # shutdown_on_exit=False: the SDK's own atexit shutdown waits up to 30 s for a dead
+    # collector; ours is bounded (see shutdown_telemetry).
+    provider = TracerProvider(resource=build_resource(service_name), shutdown_on_exit=False)
+    # The exporter and the processor read OTEL_EXPORTER_OTLP_* and OTEL_BSP_* themselves.
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def _register_exit_hooks() -> None:
+    """A bounded flush at exit, once per process (a forked child registers its own)."""
+    global _exit_hooks_pid
+    import multiprocessing.util
+
+    if _exit_hooks_pid == os.getpid():
+        return
+    _exit_hooks_pid = os.getpid()
+    atexit.register(shutdown_telemetry)
+    # multiprocessing children leave through os._exit, which skips atexit, and clear the finalizers
+    # they inherit; one registered in the child still runs, so a pool child flushes its last spans.
+    multiprocessing.util.Finalize(None, shutdown_telemetry, exitpriority=10)
+
+
+def _bounded(action: str, timeout: float) -> bool:
+    """Run the provider's flush or shutdown in a helper thread and wait at most ``timeout``.
+
+    The SDK's own timeouts are not enforced (force_flush ignores its argument, an export to a
+    collector that hangs waits for the exporter's own timeout and retries), so the bound is ours.
+    """
+    provider = _provider
+    if provider is None:
+        return True
+    call = getattr(provider, action)
+    worker = threading.Thread(target=call, name=f"otel-{action}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        log.warning("telemetry %s did not finish within %.1fs; unsent spans are dropped", action, timeout)
+        return False
+    return True
+
+
+def flush_telemetry(timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> bool:
+    """Export the queued spans now, waiting at most ``timeout`` seconds."""
+    return _bounded("force_flush", timeout)
+
+
+def shutdown_telemetry(timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> bool:
+    """Flush and stop the exporter, waiting at most ``timeout`` seconds. Safe to call twice.
+
+    The provider stays installed (the API lets a process set it once) and drops later spans.
+    """
+    return _bounded("shutdown", timeout)
+
+
+def tracer_provider() -> TracerProvider | None:
+    """This process's SDK provider, or ``None`` when tracing is off."""
+    return _provider
+
+
+# --- instrumentation: each helper is a no-op when tracing is off, and imports its library lazily.
+
+
+def instrument_fastapi(app: FastAPI, *, tracer_provider: Any = None) -> bool:
+    """One server span per request (excluding probes and scrapes); True when the app was instrumented.
+
+    Instruments when tracing is enabled, or when a ``tracer_provider`` is passed (tests).
+    """
+    if tracer_provider is None and not telemetry_enabled():
+        return False
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    excluded = ",".join(f"^{path}$" for path in EXCLUDED_PATHS)
+    # The instrumentor resolves the global provider lazily (a proxy), so building the app before
+    # setup_telemetry runs in the same process is fine.
+    FastAPIInstrumentor.instrument_app(app, excluded_urls=excluded, tracer_provider=tracer_provider)
+    return True
+
+
+def instrument_aiohttp_client() -> bool:
+    """A client span per outbound aiohttp request, with ``traceparent`` injected."""
+    if not telemetry_enabled():
+        return False
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+
+    _instrument_once(AioHttpClientInstrumentor())
+    return True
+
+
+def instrument_sqlalchemy(*engines: Any) -> bool:
+    """A span per SQL statement on these engines (``AsyncEngine`` or ``Engine``).
+
+    Call it once per process with every engine: the instrumentor is a singleton that ignores a
+    second call.
+    """
+    if not telemetry_enabled() or not engines:
+        return False
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    sync_engines = [getattr(engine, "sync_engine", engine) for engine in engines]
+    _instrument_once(SQLAlchemyInstrumentor(), engines=sync_engines)
+    return True
+
+
+def instrument_redis() -> bool:
+    """A span per Redis command (``redis`` and ``redis.asyncio`` clients)."""
+    if not telemetry_enabled():
+        return False
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    _instrument_once(RedisInstrumentor())
+    return True
+
+
+def instrument_celery() -> bool:
+    """Spans for Celery publish (producer) and run (worker), linked through the message headers.
+
+    Call it in the publishing process and, in the worker, from ``worker_process_init``.
+    """
+    if not telemetry_enabled():
+        return False
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+
+    _instrument_once(CeleryInstrumentor())
+    return True
+
+
+def _instrument_once(instrumentor: Any, **kwargs: Any) -> None:
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument(**kwargs)
+
+
+# --- context across process boundaries (process-pool children, anything not carried by HTTP).
+
+
+def inject_context() -> dict[str, str]:
+    """The current trace context as W3C headers (``traceparent``, ``tracestate``), picklable."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+def extract_context(carrier: Mapping[str, str] | None) -> otel_context.Context:
+    """The context a parent sent with :func:`inject_context`, to start a child span under it."""
+    return propagate.extract(dict(carrier or {}))
+
+
+def attach_context(carrier: Mapping[str, str] | None) -> object:
+    """Make the carried context current; pass the token to :func:`detach_context` when done."""
+    return otel_context.attach(extract_context(carrier))
+
+
+def detach_context(token: object) -> None:
+    otel_context.detach(token)  # type: ignore[arg-type]

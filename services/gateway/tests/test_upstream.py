@@ -1,0 +1,78 @@
+"""The gateway's pooled upstream client against a local server: relay, 502, 503 and 504."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+
+from panorama.core.errors import Problem
+from panorama.core.testing import free_port
+from panorama.gateway.upstream import Upstream
+
+
+@pytest.fixture
+async def downstream() -> AsyncIterator[str]:
+    port = free_port()
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.json_response({"q": request.query.get("q")}, status=201, headers={"X-Cache": "hit", "X-Secret": "s"})
+
+    async def crash(request: web.Request) -> web.Response:
+        return web.Response(status=500, text="boom")
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(2)
+        return web.Response(text="late")
+
+    app = web.Application()
+    for path, handler in (("/ok", ok), ("/crash", crash), ("/slow", slow)):
+        app.router.add_get(path, handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def upstream(downstream: str) -> AsyncIterator[Upstream]:
+    client = Upstream("test", downstream, connections=4, connect_timeout=0.5)
+    await client.start()
+    yield client
+    await client.close()
+
+
+async def test_relay_keeps_status_body_and_useful_headers_only(upstream: Upstream) -> None:
+    response = (await upstream.request("GET", "/ok", params={"q": "v"}, timeout=2)).relay()
+    assert response.status_code == 201
+    assert response.body == b'{"q": "v"}'
+    assert response.headers["x-cache"] == "hit"
+    assert "x-secret" not in response.headers
+
+
+async def test_downstream_500_becomes_502(upstream: Upstream) -> None:
+    assert (await upstream.request("GET", "/crash", timeout=2)).relay().status_code == 502
+
+
+async def test_slow_downstream_is_504_within_the_budget(upstream: Upstream) -> None:
+    start = time.perf_counter()
+    with pytest.raises(Problem) as caught:
+        await upstream.request("GET", "/slow", timeout=0.3)
+    assert caught.value.status == 504
+    assert time.perf_counter() - start < 1.5
+
+
+async def test_unreachable_downstream_is_503_with_retry_after() -> None:
+    client = Upstream("gone", f"http://127.0.0.1:{free_port()}", connections=2, connect_timeout=0.5)
+    await client.start()
+    try:
+        with pytest.raises(Problem) as caught:
+            await client.request("GET", "/healthz", timeout=2)
+    finally:
+        await client.close()
+    assert caught.value.status == 503
+    assert caught.value.headers["Retry-After"] == "1"

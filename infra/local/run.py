@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import shlex
+import subprocess
 import sys
 import threading
 import time
@@ -82,6 +83,11 @@ def main() -> int:
         "PANORAMA_LOG_JSON": os.environ.get("PANORAMA_LOG_JSON", "false"),
         "PYTHONUNBUFFERED": "1",
     }
+    # Migrations run once, before io starts: io's workers never migrate (they would race).
+    migrated = subprocess.run([sys.executable, "-m", "panorama.io.migrate"], cwd=ROOT, env=env, check=False)
+    if migrated.returncode != 0:
+        print(f"\n!! io migrations failed (exit {migrated.returncode}); not starting\n", flush=True)
+        return migrated.returncode
     manager = Manager()
     for service, port in HTTP_SERVICES.items():
         manager.add_process(service, gunicorn(service, port), cwd=str(ROOT), env=env)

@@ -26,6 +26,9 @@ class GatewaySettings(PanoramaSettings):
     timeout_proxy: float = Field(default=10.0, gt=0)
     timeout_safe: float = Field(default=1.0, gt=0)
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+    # Where the embedded (no Redis) Celery queue lives; must match the video worker's.
+    state_dir: Path = Path(".panorama")
+    probe_timeout: float = Field(default=10.0, gt=0, description="seconds ffprobe may take to vet an upload")
 
     @field_validator("api_keys")
     @classmethod

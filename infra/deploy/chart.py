@@ -91,7 +91,9 @@ def render(values: Mapping[str, Any] | None = None, *, release: str = RELEASE, n
 def lint(values: Mapping[str, Any] | None = None) -> list[str]:
     """Helm lint (strict: warnings count) against KUBE_VERSION; returns the findings."""
     report = helm.lint(CHART_DIR, dict(values or {}), strict=True, kube_version=f"v{KUBE_VERSION}")
-    findings = [f"{m.get('path', '')}: {m.get('error', '')}" for m in report.get("messages", []) if m.get("severity", 0) >= 2]
+    findings = [
+        f"{m.get('path', '')}: {m.get('error', '')}" for m in report.get("messages", []) if m.get("severity", 0) >= 2
+    ]
     return findings + [str(e) for e in report.get("errors", []) or []]
 
 
@@ -113,15 +115,16 @@ def container_env(rendered: Rendered, deployment: dict[str, Any]) -> dict[str, s
     """The environment a Deployment's (or Job's) first container gets, as the kubelet builds it.
 
     ConfigMap ``envFrom`` first, then ``env`` in order; Secret references are resolved from the
-    rendered Secrets and ``$(VAR)`` references expanded, as Kubernetes does.
+    rendered Secrets (an ``existingSecret`` made outside the chart shows as ``<secret name/key>``)
+    and ``$(VAR)`` references expanded, as Kubernetes does.
     """
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
     env: dict[str, str] = {}
-    for source in container.get("envFrom", []):
+    for source in container.get("envFrom") or []:
         name = source["configMapRef"]["name"]
         env.update({k: str(v) for k, v in rendered.get("ConfigMap", name).get("data", {}).items()})
-    for item in container.get("env", []):
+    for item in container.get("env") or []:
         if "value" in item:
             value = str(item["value"])
             for key, known in env.items():
@@ -129,6 +132,8 @@ def container_env(rendered: Rendered, deployment: dict[str, Any]) -> dict[str, s
             env[item["name"]] = value
         else:
             ref = item["valueFrom"]["secretKeyRef"]
-            secret = rendered.get("Secret", ref["name"])
-            env[item["name"]] = str(secret.get("stringData", {})[ref["key"]])
+            try:
+                env[item["name"]] = str(rendered.get("Secret", ref["name"])["stringData"][ref["key"]])
+            except KeyError:
+                env[item["name"]] = f"<secret {ref['name']}/{ref['key']}>"
     return env

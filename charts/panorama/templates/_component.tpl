@@ -151,6 +151,7 @@ spec:
           envFrom:
             - configMapRef:
                 name: {{ include "panorama.componentName" . }}
+          {{- if ne .component "compute" }}
           env:
             {{- if eq .component "gateway" }}
             - name: PANORAMA_API_KEYS
@@ -165,6 +166,7 @@ spec:
             {{- if has .component (list "gateway" "io" "video-worker") }}
             {{- include "panorama.redisEnv" $root | nindent 12 }}
             {{- end }}
+          {{- end }}
           {{- if $http }}
           ports:
             - name: http

@@ -52,7 +52,8 @@ def post_fork(server: Any, worker: Any) -> None:
     """Per-worker start-up that must not happen in the master (telemetry exporters, logging)."""
     from panorama.core.process import after_fork
 
-    after_fork(_settings, role=service_name(server.cfg.wsgi_app))
+    # The app given on the command line is app_uri; cfg.wsgi_app is only the `wsgi_app` setting.
+    after_fork(_settings, role=service_name(getattr(server.app, "app_uri", None) or server.cfg.wsgi_app))
 
 
 def worker_exit(server: Any, worker: Any) -> None:

@@ -175,7 +175,8 @@ def instrument_fastapi(app: FastAPI, *, tracer_provider: Any = None) -> bool:
         return False
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    excluded = ",".join(f"^{path}$" for path in EXCLUDED_PATHS)
+    # Matched (re.search) against the full URL without its query string.
+    excluded = ",".join(f"^https?://[^/]+{path}$" for path in EXCLUDED_PATHS)
     # The instrumentor resolves the global provider lazily (a proxy), so building the app before
     # setup_telemetry runs in the same process is fine.
     FastAPIInstrumentor.instrument_app(app, excluded_urls=excluded, tracer_provider=tracer_provider)

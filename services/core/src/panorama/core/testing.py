@@ -6,13 +6,17 @@ Imported by tests only; nothing at run time depends on it.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -111,3 +115,114 @@ def running(
         yield service
     finally:
         service.stop()
+
+
+# --- an OTLP/HTTP traces receiver, for tests that assert on the spans real processes export.
+
+
+@dataclass(frozen=True)
+class ReceivedSpan:
+    service: str
+    name: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    kind: int
+    attributes: dict[str, object]
+    events: tuple[tuple[str, dict[str, object]], ...]
+
+
+def _any_value(value: object) -> object:
+    which = value.WhichOneof("value")  # type: ignore[attr-defined]
+    if which == "array_value":
+        return [_any_value(v) for v in value.array_value.values]  # type: ignore[attr-defined]
+    return getattr(value, which) if which else None
+
+
+def _attributes(items: Iterable[object]) -> dict[str, object]:
+    return {item.key: _any_value(item.value) for item in items}  # type: ignore[attr-defined]
+
+
+def decode_otlp_traces(body: bytes) -> list[ReceivedSpan]:
+    """The spans in one OTLP/HTTP protobuf export request."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    request = ExportTraceServiceRequest.FromString(body)
+    spans = []
+    for resource_spans in request.resource_spans:
+        service = str(_attributes(resource_spans.resource.attributes).get("service.name", ""))
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                spans.append(
+                    ReceivedSpan(
+                        service=service,
+                        name=span.name,
+                        trace_id=span.trace_id.hex(),
+                        span_id=span.span_id.hex(),
+                        parent_span_id=span.parent_span_id.hex() or None,
+                        kind=span.kind,
+                        attributes=_attributes(span.attributes),
+                        events=tuple((event.name, _attributes(event.attributes)) for event in span.events),
+                    )
+                )
+    return spans
+
+
+class OtlpReceiver:
+    """``POST /v1/traces`` on 127.0.0.1 in a thread; set ``OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint``."""
+
+    def __init__(self) -> None:
+        self.spans: list[ReceivedSpan] = []
+        self.requests = 0
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                if self.headers.get("content-encoding") == "gzip":
+                    body = gzip.decompress(body)
+                if self.path != "/v1/traces":
+                    self.send_error(404)
+                    return
+                spans = decode_otlp_traces(body)
+                with receiver._lock:
+                    receiver.spans.extend(spans)
+                    receiver.requests += 1
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:  # quiet: the spans are the output
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-receiver", daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def received(self) -> list[ReceivedSpan]:
+        with self._lock:
+            return list(self.spans)
+
+    def wait_for(self, predicate: Callable[[list[ReceivedSpan]], bool], timeout: float = 10.0) -> list[ReceivedSpan]:
+        """The spans so far once ``predicate(spans)`` holds; AssertionError with them after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            spans = self.received()
+            if predicate(spans):
+                return spans
+            if time.monotonic() > deadline:
+                raise AssertionError(f"spans never matched within {timeout}s: {[(s.service, s.name) for s in spans]}")
+            time.sleep(0.05)
+
+    def __enter__(self) -> OtlpReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

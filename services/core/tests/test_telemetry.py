@@ -1,0 +1,179 @@
+"""Telemetry: OTLP export with the right service name when an endpoint is set, nothing at all when not."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+
+from panorama.core.telemetry import (
+    build_resource,
+    extract_context,
+    inject_context,
+    telemetry_enabled,
+    telemetry_endpoint,
+)
+from panorama.core.testing import OtlpReceiver, free_port, gunicorn_command, running
+
+HERE = Path(__file__).parent
+OTEL_VARS = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_SERVICE_NAME",
+    "OTEL_SDK_DISABLED",
+    "OTEL_TRACES_EXPORTER",
+)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in OTEL_VARS}
+    return {**env, "PANORAMA_LOG_JSON": "false", **extra}
+
+
+def run_python(code: str, env: dict[str, str], timeout: float = 30) -> dict[str, object]:
+    """Run ``code`` in a fresh interpreter (a fresh global tracer provider); it prints one JSON line."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_endpoint_comes_from_the_standard_variables_traces_first() -> None:
+    assert telemetry_endpoint({}) is None
+    assert telemetry_endpoint({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}) == "http://c:4318"
+    both = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t/v1/traces"}
+    assert telemetry_endpoint(both) == "http://t/v1/traces"
+    assert telemetry_enabled(both)
+    assert not telemetry_enabled({**both, "OTEL_SDK_DISABLED": "true"})
+    assert not telemetry_enabled({**both, "OTEL_TRACES_EXPORTER": "none"})
+
+
+def test_otel_service_name_overrides_the_services_own_name() -> None:
+    assert build_resource("io", {}).attributes["service.name"] == "io"
+    assert build_resource("io", {"OTEL_SERVICE_NAME": "io-canary"}).attributes["service.name"] == "io-canary"
+
+
+def test_without_an_endpoint_nothing_is_installed_and_no_thread_starts() -> None:
+    out = run_python(
+        """
+        import json, threading
+        from fastapi.testclient import TestClient
+        from opentelemetry import trace
+        from panorama.core import telemetry
+        from panorama.core.service import create_service_app
+        from panorama.core.settings import PanoramaSettings
+
+        before = {t.name for t in threading.enumerate()}
+        app = create_service_app(service="quiet", settings=PanoramaSettings(blocking_threshold_ms=0))
+        with TestClient(app) as client:
+            assert client.get("/healthz").status_code == 200
+        print(json.dumps({
+            "setup": telemetry.setup_telemetry("quiet"),
+            "provider": type(trace.get_tracer_provider()).__name__,
+            "sdk_provider": telemetry.tracer_provider() is not None,
+            "instrumented": getattr(app, "_is_instrumented_by_opentelemetry", False),
+            "helpers": [telemetry.instrument_redis(), telemetry.instrument_celery(),
+                        telemetry.instrument_aiohttp_client(), telemetry.instrument_sqlalchemy(object())],
+            "new_threads": sorted({t.name for t in threading.enumerate()} - before),
+        }))
+        """,
+        clean_env(),
+    )
+    assert out == {
+        "setup": False,
+        "provider": "ProxyTracerProvider",
+        "sdk_provider": False,
+        "instrumented": False,
+        "helpers": [False, False, False, False],
+        "new_threads": [],
+    }
+
+
+def test_setup_is_idempotent_and_shutdown_is_bounded_when_the_collector_hangs() -> None:
+    # A listening socket that never accepts: the exporter's connection waits for an answer forever.
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(1)
+        endpoint = f"http://127.0.0.1:{hung.getsockname()[1]}"
+        out = run_python(
+            """
+            import json, threading, time
+            from opentelemetry import trace
+            from panorama.core import telemetry
+
+            first = telemetry.setup_telemetry("hung")
+            provider = telemetry.tracer_provider()
+            second = telemetry.setup_telemetry("hung")
+            batch_threads = [t.name for t in threading.enumerate() if t.name.startswith("OtelBatch")]
+            with trace.get_tracer("t").start_as_current_span("s"):
+                pass
+            start = time.monotonic()
+            done = telemetry.shutdown_telemetry(timeout=0.5)
+            print(json.dumps({
+                "first": first, "second": second, "same": telemetry.tracer_provider() is provider,
+                "global": trace.get_tracer_provider() is provider, "batch_threads": len(batch_threads),
+                "done": done, "seconds": time.monotonic() - start,
+            }))
+            """,
+            clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_EXPORTER_OTLP_TIMEOUT="30"),
+        )
+    assert (out["first"], out["second"], out["same"], out["global"]) == (True, True, True, True)
+    assert out["batch_threads"] == 1
+    assert out["done"] is False
+    assert out["seconds"] < 2.0  # the behaviour under test is the bound: 0.5 s, not the exporter's 30 s
+
+
+def _span_from_carrier(carrier: dict[str, str]) -> tuple[str, str]:
+    context = trace.get_current_span(extract_context(carrier)).get_span_context()
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
+def test_the_trace_context_crosses_into_a_pool_child() -> None:
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("parent") as parent:
+        carrier = inject_context()
+    assert carrier["traceparent"].startswith("00-")
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("fork")) as pool:
+        trace_id, span_id = pool.submit(_span_from_carrier, carrier).result(timeout=30)
+    context = parent.get_span_context()
+    assert (trace_id, span_id) == (format(context.trace_id, "032x"), format(context.span_id, "016x"))
+    assert inject_context() == {}  # outside any span there is nothing to carry
+
+
+@pytest.mark.slow
+def test_gunicorn_workers_export_request_spans_with_the_service_name_and_flush_on_shutdown(tmp_path: Path) -> None:
+    # Under the panorama namespace, as the real services are: post_fork names the service from
+    # the app spec (panorama.sample.app -> "sample").
+    package = tmp_path / "src" / "panorama" / "sample"
+    package.mkdir(parents=True)
+    (package / "app.py").write_text((HERE / "sample_app.py").read_text())
+    port = free_port()
+    cmd = gunicorn_command("panorama.sample.app:create_app()", port)
+    cmd[3:3] = ["--pythonpath", str(tmp_path / "src")]
+    with OtlpReceiver() as receiver:
+        # A minute between batches: the spans can only arrive through the flush at shutdown.
+        env = clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY="60000")
+        with running(cmd, env, tmp_path / "gunicorn.log", url=f"http://127.0.0.1:{port}") as service:
+            import httpx
+
+            assert httpx.get(f"http://127.0.0.1:{port}/debug/plan", timeout=5).status_code == 200
+            assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+            assert receiver.received() == []
+            service.stop()
+        spans = receiver.wait_for(lambda s: any(span.name == "GET /debug/plan" for span in s), timeout=10)
+    servers = [s for s in spans if s.kind == 2]  # SPAN_KIND_SERVER
+    assert {s.service for s in spans} == {"sample"}
+    assert [s.name for s in servers] == ["GET /debug/plan"]  # /readyz (waited on) and /healthz are excluded
+    assert servers[0].attributes["http.route"] == "/debug/plan"
+    assert servers[0].parent_span_id is None

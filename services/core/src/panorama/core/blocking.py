@@ -136,7 +136,7 @@ class BlockingDetector:
     ) -> None:
         self.threshold = threshold
         self.interval = interval
-        self.requests = requests or InFlightRequests()
+        self.requests = requests if requests is not None else InFlightRequests()  # empty is falsy
         self.reports: deque[BlockingReport] = deque(maxlen=history)
         self._beat = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None

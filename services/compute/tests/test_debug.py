@@ -1,9 +1,12 @@
+import os
 import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from panorama.compute.app import create_app
 from panorama.compute.child import CHILD_TITLE
+from panorama.compute.settings import ComputeSettings
 
 
 def test_pool_report_is_sized_from_the_plan(client: TestClient) -> None:
@@ -28,3 +31,12 @@ def test_loop_reset_discards_the_samples(client: TestClient) -> None:
     assert client.get("/debug/loop").json()["samples"] >= 1
     assert client.post("/debug/loop/reset").json()["discarded_samples"] >= 1
     assert client.get("/debug/loop").json()["samples"] <= 1
+
+
+def test_children_run_at_the_configured_niceness() -> None:
+    settings = ComputeSettings(cpu_limit=1, web_concurrency=1, child_nice=3, log_level="WARNING")
+    with TestClient(create_app(settings)) as client:
+        pid = client.get("/debug/pool").json()["pids"][0]
+        # Field 19 of /proc/<pid>/stat is the nice value (after the parenthesised command name).
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        assert int(fields[16]) == os.nice(0) + 3

@@ -41,6 +41,7 @@ def create_app(settings: ComputeSettings | None = None) -> FastAPI:
                 log_level=settings.log_level,
                 log_json=settings.log_json,
                 model_seed=settings.model_seed,
+                nice=settings.child_nice,
                 span_file=str(settings.compute_span_file) if settings.compute_span_file else None,
             ),
         )

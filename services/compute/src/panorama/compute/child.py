@@ -41,6 +41,7 @@ class ChildConfig:
     log_level: str
     log_json: bool
     model_seed: int
+    nice: int = 0
     span_file: str | None = None
 
 
@@ -49,11 +50,14 @@ _model: Mlp | None = None
 
 
 def init_child(config: ChildConfig) -> None:
-    """Per-child set-up: signals, title, logging, tracing, BLAS threads, then the model."""
+    """Per-child set-up: signals, priority, title, logging, tracing, BLAS threads, then the model."""
     global _model
     # Ctrl-C reaches the whole process group; the parent shuts the pool down in order instead of
     # every child dying mid-task with a KeyboardInterrupt traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if config.nice:
+        # CPU work yields to the event loop of the worker that owns this child (see settings).
+        os.nice(config.nice)
     with contextlib.suppress(OSError):
         # What `ps`/`top` show (15 bytes at most on Linux): tells children from workers at a glance.
         Path("/proc/self/comm").write_text(CHILD_TITLE)

@@ -1,0 +1,242 @@
+"""Container acceptance: the built images, run with exactly the command and env the chart renders.
+
+    python infra/acceptance.py [--tag ci] [--port-offset 0]      (after `make images`)
+
+The four containers run on the host network with the chart's service names (panorama-io,
+panorama-postgresql, ...) added as hosts pointing to 127.0.0.1, against the machine's Postgres
+(a throwaway database) and Redis (its own database number), with the chart's security settings
+(read-only root, tmpfs /tmp, no capabilities, non-root user). The io migration runs first, like the
+chart's hook Job. Then every container must pass its readiness probe, and requests through the
+gateway must reach io (users), compute (the process pool) and the worker (an upload that transcodes).
+
+``--port-offset`` shifts the chart's fixed ports (8000-8002) consistently in commands and URLs, for
+machines where those ports are taken; CI runs with 0, i.e. the chart's commands unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from infra import images
+from infra.deploy import chart
+
+HTTP_PORTS = {"gateway": 8000, "io": 8001, "compute": 8002}
+HOSTS = ("panorama-gateway", "panorama-io", "panorama-compute", "panorama-postgresql", "panorama-redis")
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+API_KEY = "acceptance-key-0123456789abcdef"
+
+
+def podman(*args: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(images.podman_ci()), *args], capture_output=capture, text=True, check=check)
+
+
+def acceptance_values(database: str, redis_db: int) -> dict[str, Any]:
+    """kind's values, pointed at this machine's servers (under the chart's own host names)."""
+    return chart.merge(
+        chart.load_values([chart.CI_VALUES_DIR / "kind-values.yaml"]),
+        {
+            "apiKeys": {"keys": API_KEY},
+            "database": {"name": database, "username": "postgres", "password": "acceptance-password"},
+            "redis": {"enabled": False},
+            "externalRedis": {"url": f"redis://panorama-redis:6379/{redis_db}"},
+            "jaeger": {"enabled": False},
+        },
+    )
+
+
+def shift_ports(text: str, offset: int) -> str:
+    for port in HTTP_PORTS.values():
+        text = text.replace(f":{port}", f":{port + offset}")
+    return text
+
+
+def workload(rendered: chart.Rendered, kind: str, name: str, offset: int) -> tuple[list[str], dict[str, str]]:
+    obj = rendered.get(kind, name)
+    container = obj["spec"]["template"]["spec"]["containers"][0]
+    env = {k: shift_ports(v, offset) for k, v in chart.container_env(rendered, obj).items()}
+    return [shift_ports(c, offset) for c in container["command"]], env
+
+
+def probe_command(rendered: chart.Rendered, name: str, probe: str) -> list[str]:
+    container = rendered.get("Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+    return container[probe]["exec"]["command"]
+
+
+def run_args(name: str, image: str, command: list[str], env: dict[str, str], storage: Path | None) -> list[str]:
+    """`podman run` flags that mirror the pod: host names, env, read-only root, no capabilities."""
+    # /tmp is the pod's emptyDir, a tmpfs inside the container.
+    args = ["--name", name, "--network", "host", "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL"]  # noqa: S108
+    args += ["--security-opt", "no-new-privileges", "--user", "10001:0"]
+    for host in HOSTS:
+        args += ["--add-host", f"{host}:127.0.0.1"]
+    for key, value in env.items():
+        args += ["-e", f"{key}={value}"]
+    if storage is not None:
+        args += ["-v", f"{storage}:/data/videos"]
+    return [*args, "--entrypoint", command[0], image, *command[1:]]
+
+
+@contextmanager
+def throwaway_database() -> Iterator[str]:
+    name = f"panorama_accept_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def wait_ready(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(url, timeout=3)
+            if response.status_code == 200:
+                return
+            last = f"{response.status_code} {response.text[:300]}"
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        time.sleep(1)
+    raise AssertionError(f"{url} not ready after {timeout:.0f}s: {last}")
+
+
+def sample_video(directory: Path) -> Path:
+    path = directory / "sample.mp4"
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=duration=2:size=320x240:rate=15",
+         "-pix_fmt", "yuv420p", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+def image_tools(image: str) -> dict[str, bool]:
+    """Which of a compiler and ffmpeg the image carries."""
+    found = {}
+    for tool in ("gcc", "cc", "ffmpeg"):
+        result = podman("run", "--rm", "--entrypoint", "sh", image, "-c", f"command -v {tool}", check=False)
+        found[tool] = result.returncode == 0
+    return found
+
+
+def run(tag: str = "ci", port_offset: int = 0, redis_db: int = 15, timeout: float = 120.0) -> dict[str, Any]:
+    """Run the acceptance; raises AssertionError with the failing step and the containers' logs."""
+    report: dict[str, Any] = {"images": {}}
+    for component in images.SERVICES:
+        image = images.image_name(component, tag)
+        report["images"][component] = {
+            "size_mb": round(images.size_bytes(component, tag) / 1e6, 1),
+            **image_tools(image),
+        }
+    for component in HTTP_PORTS:
+        tools = report["images"][component]
+        carried = [tool for tool, present in tools.items() if present and tool != "size_mb"]
+        assert carried == [], f"the {component} image carries {carried}"
+    assert report["images"]["video-worker"]["ffmpeg"], "the video worker image has no ffmpeg"
+
+    suffix = uuid.uuid4().hex[:6]
+    started: list[str] = []
+    redis_url = f"redis://127.0.0.1:6379/{redis_db}"
+    with throwaway_database() as database, tempfile.TemporaryDirectory() as tmp:
+        storage = Path(tmp) / "videos"
+        storage.mkdir()
+        subprocess.run(["chown", "10001:0", str(storage)], check=True)
+        rendered = chart.render(acceptance_values(database, redis_db))
+        try:
+            command, env = workload(rendered, "Job", "panorama-migrate", port_offset)
+            migrate = podman(
+                "run",
+                "--rm",
+                *run_args(f"accept-migrate-{suffix}", images.image_name("io", tag), command, env, None)[2:],
+                check=False,
+            )
+            assert migrate.returncode == 0, f"migration failed:\n{migrate.stdout}\n{migrate.stderr}"
+
+            for component in ("io", "compute", "gateway", "video-worker"):
+                command, env = workload(rendered, "Deployment", f"panorama-{component}", port_offset)
+                name = f"accept-{component}-{suffix}"
+                mount = storage if component in ("gateway", "video-worker") else None
+                podman("run", "-d", *run_args(name, images.image_name(component, tag), command, env, mount))
+                started.append(name)
+
+            for port in HTTP_PORTS.values():
+                wait_ready(f"http://127.0.0.1:{port + port_offset}/readyz", timeout)
+            worker = f"accept-video-worker-{suffix}"
+            ping = probe_command(rendered, "panorama-video-worker", "readinessProbe")
+            deadline = time.monotonic() + timeout
+            while podman("exec", worker, *ping, check=False).returncode != 0:
+                assert time.monotonic() < deadline, "video worker never answered its readiness probe"
+                time.sleep(2)
+            report["ready"] = True
+
+            gateway = f"http://127.0.0.1:{8000 + port_offset}"
+            headers = {"X-API-Key": API_KEY}
+            with httpx.Client(base_url=gateway, headers=headers, timeout=30) as client:
+                created = client.post("/users", json={"name": "Ada", "email": f"ada-{suffix}@example.com"})
+                assert created.status_code == 201, created.text
+                fetched = client.get(f"/users/{created.json()['id']}")
+                assert fetched.status_code == 200, fetched.text
+                computed = client.post("/compute", json={"n": 1000})
+                assert computed.status_code == 200, computed.text
+                assert computed.json()["result"] == 499500
+                with sample_video(Path(tmp)).open("rb") as video:
+                    upload = client.post("/upload-video", files={"file": ("sample.mp4", video, "video/mp4")})
+                assert upload.status_code == 202, upload.text
+                task_id = upload.json()["task_id"]
+                deadline = time.monotonic() + timeout
+                while True:
+                    status = client.get(f"/task/{task_id}").json()
+                    if status["status"] in ("SUCCESS", "FAILURE"):
+                        break
+                    assert time.monotonic() < deadline, f"transcode still {status} after {timeout:.0f}s"
+                    time.sleep(1)
+                assert status["status"] == "SUCCESS", status
+                report["transcode"] = status
+        except AssertionError as exc:
+            logs = "\n".join(f"--- {n}\n{podman('logs', '--tail', '40', n, check=False).stderr}" for n in started)
+            raise AssertionError(f"{exc}\n{logs}") from None
+        finally:
+            for name in started:
+                podman("rm", "-f", "-t", "5", name, check=False)
+            with suppress(redis.RedisError):
+                redis.Redis.from_url(redis_url).flushdb()
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tag", default="ci")
+    parser.add_argument("--port-offset", type=int, default=0)
+    parser.add_argument("--redis-db", type=int, default=15)
+    args = parser.parse_args(argv)
+    try:
+        report = run(args.tag, args.port_offset, args.redis_db)
+    except AssertionError as exc:
+        print(f"acceptance FAILED: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=2))
+    print("acceptance passed: " + shlex.join(["images", *report["images"]]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""`make images`: build every service image with podman (../shared/containers/podman-ci) and report sizes.
+
+    python infra/images.py [--only gateway,io] [--tag ci] [--podman-ci PATH]
+
+Images are built from the repository root, tagged ``panorama/<component>:<tag>``; the build backend
+version comes from requirements/dev.txt so the image builds the wheels with the pinned hatchling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# component (image name) -> service directory
+SERVICES = {"gateway": "gateway", "io": "io", "compute": "compute", "video-worker": "video_worker"}
+DEFAULT_PODMAN_CI = ROOT.parent / "shared" / "containers" / "podman-ci"
+
+
+def podman_ci() -> Path:
+    return Path(os.environ.get("PODMAN_CI", DEFAULT_PODMAN_CI))
+
+
+def hatchling_version() -> str:
+    match = re.search(r"^hatchling==(\S+)", (ROOT / "requirements" / "dev.txt").read_text(), re.MULTILINE)
+    if not match:
+        raise RuntimeError("requirements/dev.txt pins no hatchling; run `make lock`")
+    return match.group(1)
+
+
+def image_name(component: str, tag: str) -> str:
+    return f"panorama/{component}:{tag}"
+
+
+def build(component: str, tag: str) -> float:
+    service = SERVICES[component]
+    started = time.monotonic()
+    subprocess.run(
+        [
+            str(podman_ci()), "build",
+            "--build-arg", f"HATCHLING_VERSION={hatchling_version()}",
+            "-t", image_name(component, tag),
+            "-f", f"services/{service}/Dockerfile",
+            ".",
+        ],
+        cwd=ROOT,
+        check=True,
+    )  # fmt: skip
+    return time.monotonic() - started
+
+
+def size_bytes(component: str, tag: str) -> int:
+    out = subprocess.run(
+        [str(podman_ci()), "podman", "image", "inspect", "--format", "{{.Size}}", image_name(component, tag)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(out.stdout.strip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="comma-separated components (default: all)")
+    parser.add_argument("--tag", default="ci")
+    parser.add_argument("--prepare", action="store_true", help="run `podman-ci prepare` first")
+    parser.add_argument("--json", help="write the sizes and build times here")
+    args = parser.parse_args(argv)
+    components = args.only.split(",") if args.only else list(SERVICES)
+    unknown = set(components) - set(SERVICES)
+    if unknown:
+        parser.error(f"unknown component(s) {sorted(unknown)}; choose from {sorted(SERVICES)}")
+    if not podman_ci().exists():
+        print(f"images: {podman_ci()} not found (set PODMAN_CI)", file=sys.stderr)
+        return 2
+    if args.prepare:
+        subprocess.run([str(podman_ci()), "prepare"], check=True)
+    report = {}
+    for component in components:
+        seconds = build(component, args.tag)
+        report[component] = {"image": image_name(component, args.tag), "build_s": round(seconds, 1)}
+        report[component]["size_mb"] = round(size_bytes(component, args.tag) / 1e6, 1)
+    print(f"\n{'image':<28} {'size (MB)':>10} {'build (s)':>10}")
+    for row in report.values():
+        print(f"{row['image']:<28} {row['size_mb']:>10} {row['build_s']:>10}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -107,7 +107,9 @@ class VideoJobs:
         source = self.layout.source(job_id)
         os.replace(upload, source)
         try:
-            self.publisher.send_task(PROCESS_VIDEO_TASK, args=[job_id], task_id=job_id)
+            # The worker trusts our probe of this very file for duration and audio (one probe less).
+            hint = {"duration": info.duration, "has_audio": info.has_audio}
+            self.publisher.send_task(PROCESS_VIDEO_TASK, args=[job_id], kwargs={"source": hint}, task_id=job_id)
         except BROKER_ERRORS as exc:
             source.unlink(missing_ok=True)
             raise _unavailable("enqueue", exc) from None

@@ -34,12 +34,13 @@ class VideoInfo:
     codec: str
     width: int
     height: int
+    has_audio: bool
 
 
 def _command(path: Path) -> list[str]:
     return [
         FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
-        "-select_streams", "v", "-count_frames", "-read_intervals", "%+#2", str(path),
+        "-count_frames", "-read_intervals", "%+#2", str(path),
     ]  # fmt: skip
 
 
@@ -71,12 +72,13 @@ def classify(data: dict[str, Any]) -> VideoInfo:
     """Turn ffprobe's JSON into :class:`VideoInfo`, or raise 415/422."""
     fmt = data.get("format", {})
     format_name = str(fmt.get("format_name", ""))
-    streams = [s for s in data.get("streams", []) if not s.get("disposition", {}).get("attached_pic")]
-    if not streams:
+    streams = data.get("streams", [])
+    videos = [s for s in streams if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")]
+    if not videos:
         raise Problem(415, f"the upload has no video stream (format {format_name or 'unknown'})", title="Not a video")
     if format_name in STILL_FORMATS or format_name.endswith("_pipe"):
         raise Problem(415, f"the upload is a still image ({format_name}), not a video", title="Not a video")
-    video = streams[0]
+    video = videos[0]
     duration = _float(fmt.get("duration")) or _float(video.get("duration"))
     if not duration or duration <= 0:
         raise Problem(422, "the video has no duration", title="Unreadable video")
@@ -88,6 +90,7 @@ def classify(data: dict[str, Any]) -> VideoInfo:
         codec=str(video.get("codec_name", "")),
         width=int(video.get("width") or 0),
         height=int(video.get("height") or 0),
+        has_audio=any(s.get("codec_type") == "audio" for s in streams),
     )
 
 

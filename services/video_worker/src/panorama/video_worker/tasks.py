@@ -15,6 +15,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from celery import Celery, Task
@@ -30,6 +31,7 @@ JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 # Storage errors a shared volume recovers from; anything else on disk is a bug or a bad job.
 TRANSIENT_ERRNOS = frozenset({errno.EIO, errno.ENOSPC, errno.ESTALE, errno.EAGAIN, errno.EBUSY, errno.ETIMEDOUT})
 PROGRESS_INTERVAL = 0.25
+SourceHint = dict[str, Any]
 
 
 def allowed_shortfall(duration: float) -> float:
@@ -43,8 +45,13 @@ def process(
     report: Callable[[float], None],
     *,
     redelivered: bool = False,
+    source: SourceHint | None = None,
 ) -> dict[str, Any]:
-    """Run one delivery of a job; return its completion record."""
+    """Run one delivery of a job; return its completion record.
+
+    ``source`` is what the gateway's own ffprobe found (duration, audio or not); it saves a probe
+    per job, and without it the worker probes the upload itself.
+    """
     if not JOB_ID.match(job_id):
         raise InvalidVideo(f"{job_id!r} is not a job id")
     layout = StorageLayout(settings.storage_dir)
@@ -61,15 +68,18 @@ def process(
         )
     start = time.perf_counter()
     output = layout.output(job_id)
-    if not output.exists():
-        _transcode(layout, job_id, settings, report)
-    rendition = ffmpeg.probe(output, settings.ffprobe_timeout)
+    if output.exists():
+        # An earlier attempt renamed its output into place and died before recording completion.
+        rendition, ffmpeg_seconds = ffmpeg.probe(output, settings.ffprobe_timeout), None
+    else:
+        rendition, ffmpeg_seconds = _transcode(layout, job_id, settings, report, source)
     record = {
         "video_id": job_id,
         **rendition.as_dict(),
         "size": output.stat().st_size,
         "attempt": attempt,
         "seconds": round(time.perf_counter() - start, 3),
+        "ffmpeg_seconds": ffmpeg_seconds,
         "completed_at": time.time(),
     }
     if journal.complete(record):
@@ -79,11 +89,26 @@ def process(
     return journal.completion() or record
 
 
-def _transcode(layout: StorageLayout, job_id: str, settings: WorkerSettings, report: Callable[[float], None]) -> None:
-    source = layout.source(job_id)
-    if not source.exists():
+def _source_info(path: Path, settings: WorkerSettings, hint: SourceHint | None) -> ffmpeg.MediaInfo:
+    if not path.exists():
         raise InvalidVideo("the uploaded file is no longer in storage")
-    info = ffmpeg.probe(source, settings.ffprobe_timeout)
+    duration = (hint or {}).get("duration")
+    if isinstance(duration, int | float) and duration > 0:
+        has_audio = bool((hint or {}).get("has_audio", True))
+        return ffmpeg.MediaInfo(duration=float(duration), video_codec="", width=0, height=0, has_audio=has_audio)
+    return ffmpeg.probe(path, settings.ffprobe_timeout)
+
+
+def _transcode(
+    layout: StorageLayout,
+    job_id: str,
+    settings: WorkerSettings,
+    report: Callable[[float], None],
+    hint: SourceHint | None,
+) -> tuple[ffmpeg.MediaInfo, float]:
+    """Transcode the job's upload into its output; return the output's probe and ffmpeg's run time."""
+    source = layout.source(job_id)
+    info = _source_info(source, settings, hint)
     # Leftovers of attempts whose worker died; a live duplicate cannot exist (visibility timeout).
     for stale in layout.tmp.glob(f"{job_id}.*.part.mp4"):
         stale.unlink(missing_ok=True)
@@ -97,7 +122,9 @@ def _transcode(layout: StorageLayout, job_id: str, settings: WorkerSettings, rep
         has_audio=info.has_audio,
     )
     try:
+        started = time.perf_counter()
         warning = ffmpeg.run(cmd, info.duration, report)
+        elapsed = round(time.perf_counter() - started, 3)
         try:
             rendition = ffmpeg.probe(tmp, settings.ffprobe_timeout)
         except InvalidVideo as exc:
@@ -110,6 +137,7 @@ def _transcode(layout: StorageLayout, job_id: str, settings: WorkerSettings, rep
         os.replace(tmp, layout.output(job_id))
     finally:
         tmp.unlink(missing_ok=True)
+    return rendition, elapsed
 
 
 def register(app: Celery, settings: WorkerSettings) -> Task:
@@ -128,7 +156,7 @@ def register(app: Celery, settings: WorkerSettings) -> Task:
         soft_time_limit=settings.video_soft_time_limit,
         time_limit=settings.video_time_limit,
     )
-    def process_video(self: Task, job_id: str) -> dict[str, Any]:
+    def process_video(self: Task, job_id: str, source: SourceHint | None = None) -> dict[str, Any]:
         last = {"percent": -1, "at": 0.0}
 
         def report(percent: float) -> None:
@@ -142,7 +170,7 @@ def register(app: Celery, settings: WorkerSettings) -> Task:
         journal = Journal(StorageLayout(settings.storage_dir), job_id) if JOB_ID.match(job_id) else None
         try:
             try:
-                return process(job_id, settings, report, redelivered=redelivered)
+                return process(job_id, settings, report, redelivered=redelivered, source=source)
             except SoftTimeLimitExceeded:
                 # ffmpeg.run has already killed ffmpeg on the way out.
                 raise TranscodeTimeout(

@@ -117,15 +117,17 @@ def run(cmd: Sequence[str], duration: float, on_progress: Callable[[float], None
     Whatever interrupts the wait (the soft time limit, a worker shutdown) kills ffmpeg's whole
     process group before this returns.
     """
-    with tempfile.TemporaryFile() as stderr:
-        proc = subprocess.Popen(
+    with (
+        tempfile.TemporaryFile() as stderr,
+        subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=stderr,
             start_new_session=True,
             preexec_fn=functools.partial(_die_with_parent, os.getpid()),  # prefork child: no threads to deadlock
-        )
+        ) as proc,
+    ):
         try:
             assert proc.stdout is not None
             for raw in proc.stdout:

@@ -43,7 +43,9 @@ API_KEY = "acceptance-key-0123456789abcdef"
 
 
 def podman(*args: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(images.podman_ci()), *args], capture_output=capture, text=True, check=check)
+    """podman through podman-ci, which takes `run` and `build` itself and anything else after `podman`."""
+    verb = [] if args[0] in ("run", "build") else ["podman"]
+    return subprocess.run([str(images.podman_ci()), *verb, *args], capture_output=capture, text=True, check=check)
 
 
 def acceptance_values(database: str, redis_db: int) -> dict[str, Any]:
@@ -129,6 +131,11 @@ def sample_video(directory: Path) -> Path:
     return path
 
 
+def container_logs(name: str, lines: int = 40) -> str:
+    result = podman("logs", "--tail", str(lines), name, check=False)
+    return result.stdout + result.stderr
+
+
 def image_tools(image: str) -> dict[str, bool]:
     """Which of a compiler and ffmpeg the image carries."""
     found = {}
@@ -212,7 +219,7 @@ def run(tag: str = "ci", port_offset: int = 0, redis_db: int = 15, timeout: floa
                 assert status["status"] == "SUCCESS", status
                 report["transcode"] = status
         except AssertionError as exc:
-            logs = "\n".join(f"--- {n}\n{podman('logs', '--tail', '40', n, check=False).stderr}" for n in started)
+            logs = "\n".join(f"--- {n}\n{container_logs(n)}" for n in started)
             raise AssertionError(f"{exc}\n{logs}") from None
         finally:
             for name in started:

@@ -41,8 +41,10 @@ def test_http_probes_split_liveness_from_readiness(rendered: chart.Rendered, com
 
 def test_worker_probes_use_celery_ping_without_restarting_on_broker_outages(rendered: chart.Rendered) -> None:
     container = rendered.get("Deployment", "panorama-video-worker")["spec"]["template"]["spec"]["containers"][0]
-    assert "inspect ping" in " ".join(container["readinessProbe"]["exec"]["command"])
-    assert "inspect ping" in " ".join(container["startupProbe"]["exec"]["command"])
+    for probe in ("readinessProbe", "startupProbe"):
+        command = container[probe]["exec"]["command"]
+        assert command[:2] == ["python", "-c"]
+        assert "app.control.ping([f'celery@{socket.gethostname()}']" in command[2]
     assert "livenessProbe" not in container
     assert "ports" not in container
 

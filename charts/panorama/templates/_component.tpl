@@ -27,6 +27,11 @@ once and included from templates/<component>/<kind>.yaml with (dict "root" $ "co
 {{- end }}
 {{- end -}}
 
+{{/* Celery's ping to this pod's own node (celery@<hostname>) over the broker: exit 0 when it answers. */}}
+{{- define "panorama.workerPing" -}}
+[python, -c, "import socket, sys; from panorama.video_worker.celery_app import app; sys.exit(0 if app.control.ping([f'celery@{socket.gethostname()}'], timeout=5) else 1)"]
+{{- end -}}
+
 {{- define "panorama.podSecurityContext" -}}
 runAsNonRoot: true
 runAsUser: {{ .uid | default 10001 }}
@@ -67,6 +72,8 @@ data:
   {{- if ne .component "video-worker" }}
   {{- /* Kubernetes sends SIGTERM after preStop; gunicorn must finish in what is left of the grace period. */}}
   PANORAMA_GRACEFUL_TIMEOUT: {{ sub (sub $v.terminationGracePeriodSeconds $v.preStopSleepSeconds) 2 | toString | quote }}
+  {{- /* gunicorn's control socket goes to $XDG_RUNTIME_DIR, else $HOME: the root file system is read-only. */}}
+  XDG_RUNTIME_DIR: /tmp
   {{- end }}
   {{- if eq .component "gateway" }}
   PANORAMA_IO_URL: {{ printf "http://%s:8001" (include "panorama.componentName" (dict "root" $root "component" "io")) | quote }}
@@ -193,13 +200,13 @@ spec:
           {{- /* The worker has no HTTP port: Celery's own ping over the broker says it consumes. */}}
           startupProbe:
             exec:
-              command: [sh, -c, 'celery -A panorama.video_worker.celery_app inspect ping --timeout 5 -d "celery@$HOSTNAME"']
+              command: {{ include "panorama.workerPing" . }}
             periodSeconds: 10
             timeoutSeconds: 15
             failureThreshold: 12
           readinessProbe:
             exec:
-              command: [sh, -c, 'celery -A panorama.video_worker.celery_app inspect ping --timeout 5 -d "celery@$HOSTNAME"']
+              command: {{ include "panorama.workerPing" . }}
             periodSeconds: 60
             timeoutSeconds: 15
             failureThreshold: 3

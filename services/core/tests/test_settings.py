@@ -31,3 +31,21 @@ def test_cpu_limit_setting_overrides_cgroups(monkeypatch: pytest.MonkeyPatch) ->
 def test_placeholder_secrets_are_refused(value: str) -> None:
     with pytest.raises(ValueError, match="PANORAMA_API_KEYS"):
         require_secret("PANORAMA_API_KEYS", value)
+
+
+def test_settings_without_a_database_url_plan_no_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PANORAMA_CPU_LIMIT", "6")
+    assert PanoramaSettings.load().sizing().connections_total == 0
+
+
+def test_settings_with_a_database_url_are_held_to_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import Field
+
+    from panorama.core.sizing import PlanError
+
+    class WithDb(PanoramaSettings):
+        database_url: str = Field(default="sqlite+aiosqlite://")
+
+    monkeypatch.setenv("PANORAMA_CPU_LIMIT", "6")
+    with pytest.raises(PlanError, match="over by 30"):
+        WithDb.load().sizing()

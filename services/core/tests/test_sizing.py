@@ -49,3 +49,15 @@ def test_plan_explains_every_number() -> None:
     text = "\n".join(plan(1.5).explanation)
     for word in ("workers = 2", "process pool = 1", "celery concurrency = 2", "thread tokens = 10", "connections"):
         assert word in text
+
+
+def test_a_service_without_a_database_has_no_connection_budget_to_fit() -> None:
+    result = plan(8, replicas=10, max_connections=20, database=False)
+    assert result.workers == 8
+    assert (result.db_pool_size, result.sync_pool_size, result.connections_total) == (0, 0, 0)
+    assert result.thread_tokens == 10
+
+
+def test_the_same_pod_with_a_database_is_refused() -> None:
+    with pytest.raises(PlanError, match="over by"):
+        plan(8, replicas=10, max_connections=20, database=True)

@@ -83,7 +83,13 @@ class PanoramaSettings(BaseSettings):
             pool_size=self.db_pool_size,
             max_overflow=self.db_max_overflow,
             sync_pool_size=self.sync_pool_size,
+            database=self.uses_database,
         )
+
+    @property
+    def uses_database(self) -> bool:
+        """A service whose settings declare a ``database_url`` opens connections; others open none."""
+        return "database_url" in type(self).model_fields
 
 
 def env_name(settings_cls: type[BaseSettings], field: str) -> str:

@@ -12,6 +12,7 @@ the same rules) and by the docs. Rules, per pod:
   while it waits for a connection (AnyIO's default is 40 per worker whatever the pool).
 - DB connections: ``replicas * workers * (pool_size + max_overflow + sync_pool_size)`` must fit
   ``max_connections - reserved_connections``; otherwise the plan is refused, saying by how much.
+  A service with no database (``database=False``) opens no connections and has no budget to fit.
 """
 
 from __future__ import annotations
@@ -65,11 +66,13 @@ def plan(
     pool_size: int = DEFAULT_POOL_SIZE,
     max_overflow: int = DEFAULT_MAX_OVERFLOW,
     sync_pool_size: int = DEFAULT_SYNC_POOL_SIZE,
+    database: bool = True,
 ) -> Plan:
     """Size every pool of one service pod from its CPU limit and the database's budget.
 
     ``replicas`` is the most pods that can run at once (the HPA's maximum, not today's count);
-    ``workers`` overrides the CPU rule (``WEB_CONCURRENCY``). Raises :class:`PlanError`.
+    ``workers`` overrides the CPU rule (``WEB_CONCURRENCY``); ``database=False`` for a service that
+    opens no DB connections (its pools are then 0 and no budget applies). Raises :class:`PlanError`.
     """
     if not math.isfinite(cpu_limit) or cpu_limit <= 0:
         raise PlanError(f"cpu_limit must be a positive number of CPUs, got {cpu_limit!r}")
@@ -99,6 +102,23 @@ def plan(
     why.append(f"process pool = {process_pool_size} per worker: {cores} core(s) // {workers} worker(s)")
     why.append(f"celery concurrency = {cores}: one ffmpeg at a time per core")
     thread_tokens = max(1, sync_pool_size)
+    if not database:
+        why.append(f"thread tokens = {thread_tokens} (PANORAMA_SYNC_POOL_SIZE); no database, so no connections")
+        return Plan(
+            cpu_limit=cpu_limit,
+            replicas=replicas,
+            workers=workers,
+            process_pool_size=process_pool_size,
+            celery_concurrency=cores,
+            thread_tokens=thread_tokens,
+            db_pool_size=0,
+            db_max_overflow=0,
+            sync_pool_size=0,
+            connections_per_worker=0,
+            connections_total=0,
+            connection_budget=max_connections - reserved_connections,
+            explanation=tuple(why),
+        )
     why.append(f"thread tokens = {thread_tokens}: equal to the sync pool, so no thread waits for a connection")
 
     per_worker = pool_size + max_overflow + sync_pool_size

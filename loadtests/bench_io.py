@@ -95,7 +95,10 @@ async def closed_loop(call: Callable[[], Awaitable[int]], total: int, concurrenc
         while remaining > 0:
             remaining -= 1
             t0 = time.perf_counter()
-            status = await call()
+            try:
+                status = await call()
+            except (aiohttp.ClientError, httpx.HTTPError):
+                status = -1
             latencies.append(time.perf_counter() - t0)
             errors += status != 200
 
@@ -163,7 +166,11 @@ async def measure(io: str, gateway: str, user_id: int, quick: bool) -> dict[str,
             await resp.read()
 
         n_async = 200 if quick else 1000
-        out["async_through_gateway"] = await burst(session, f"{gateway}/demo/async?delay=1", n_async)
+        # Cold: every client->gateway and gateway->io connection is opened inside the burst. Warm: the
+        # same burst again while both pools still hold those connections (the steady state of a server).
+        cold = await burst(session, f"{gateway}/demo/async?delay=1", n_async)
+        warm = await burst(session, f"{gateway}/demo/async?delay=1", n_async)
+        out["async_through_gateway"] = {**warm, "cold_wall_s": cold["wall_s"], "cold_ok": cold["ok"]}
 
         n_sync = 40 if quick else 200
         sync = await burst(session, f"{gateway}/demo/sync?delay=1", n_sync)
@@ -217,7 +224,13 @@ def run(quick: bool = False) -> dict[str, Any]:
     """Start io and gateway (one worker each) on free ports, measure, stop them; returns the figures."""
     with tempfile.TemporaryDirectory(prefix="bench-io-") as tmp, bench_database(Path(tmp)) as database_url:
         workdir = Path(tmp)
-        env = {**os.environ, "PANORAMA_DATABASE_URL": database_url, "PANORAMA_LOG_JSON": "false"}
+        env = {
+            **os.environ,
+            "PANORAMA_DATABASE_URL": database_url,
+            "PANORAMA_LOG_JSON": "false",
+            # gunicorn recycles a worker after 20000 requests: mid-run that would be a restart, not load.
+            "PANORAMA_MAX_REQUESTS": "10000000",
+        }
         env.pop("PANORAMA_REDIS_URL", None)  # in-process cache: the bench needs no Redis
         subprocess.run([sys.executable, "-m", "panorama.io.migrate"], cwd=workdir, env=env, check=True)
         io_port, gw_port = free_port(), free_port()
@@ -251,7 +264,10 @@ def print_table(result: dict[str, Any]) -> None:
     a, s, h = result["async_through_gateway"], result["sync_through_gateway"], result["healthz_during_demo"]
     t, c = result["throughput_users_get"], result["client_comparison"]
     print(f"database: {result['database']}")
-    print(f"{a['requests']} concurrent /demo/async?delay=1 via gateway: {a['wall_s']} s, {a['ok']} ok (goal < 2 s)")
+    print(
+        f"{a['requests']} concurrent /demo/async?delay=1 via gateway: warm {a['wall_s']} s, {a['ok']} ok; "
+        f"cold (new connections) {a['cold_wall_s']} s, {a['cold_ok']} ok (goal < 2 s)"
+    )
     print(
         f"{s['requests']} concurrent /demo/sync?delay=1 via gateway: {s['wall_s']} s with {s['threads']} threads "
         f"(expected ~{s['expected_s']} s, ratio {s['ratio_to_expected']}), {s['ok']} ok"

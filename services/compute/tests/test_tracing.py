@@ -53,10 +53,12 @@ def ancestors(span: dict, spans: list[dict]) -> list[dict]:
 
 
 def request_span_of(span: dict, spans: list[dict], parent_id: str) -> dict:
-    """The server span of the request (FastAPI's own), which the caller's traceparent is parent of."""
-    server = [s for s in ancestors(span, spans) if s["kind"] == "SpanKind.SERVER"]
-    assert len(server) == 1, f"no request span above {span['name']}"
-    assert server[0]["parent_id"] == "0x" + parent_id
+    """The request's server span above ``span``; the caller's traceparent is the parent of the chain."""
+    chain = ancestors(span, spans)
+    assert chain, f"nothing recorded above {span['name']}"
+    assert chain[-1]["parent_id"] == "0x" + parent_id, "the chain does not lead to the caller's span"
+    server = [s for s in chain if s["kind"] == "SpanKind.SERVER"]
+    assert server, f"no request span above {span['name']}"
     return server[0]
 
 

@@ -245,6 +245,8 @@ def run(quick: bool = False) -> dict[str, Any]:
             "PANORAMA_UPSTREAM_CONNECTIONS": "1200",
             "PANORAMA_TIMEOUT_DEMO": "60",
             "PANORAMA_LOG_LEVEL": "WARNING",
+            # One key sends every request here: the per-key limit would measure itself, not the gateway.
+            "PANORAMA_RATE_LIMIT": "off",
         }
         io_cmd = gunicorn_command("panorama.io.app:create_app()", io_port, workers=1)
         gw_cmd = gunicorn_command("panorama.gateway.app:create_app()", gw_port, workers=1)

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from panorama.core.blocking import BlockingDetector, InFlightMiddleware, InFlightRequests
 from panorama.core.errors import install_error_handlers
 from panorama.core.health import Check, health_router
+from panorama.core.internal import InternalTokenMiddleware
 from panorama.core.logging import configure_logging
 from panorama.core.looplag import LoopLagMonitor
 from panorama.core.metrics import MetricsSampler, RequestMetricsMiddleware, metrics_router
@@ -137,6 +138,9 @@ def create_service_app(
     # later wraps both (a BaseHTTPMiddleware then still leaves the route in the recorded task).
     app.add_middleware(InFlightMiddleware, requests=app.state.in_flight)
     app.add_middleware(RequestMetricsMiddleware)
+    if debug_routes and settings.internal_token is not None:
+        # Internal services only: callers must come through the gateway (probes and /metrics stay open).
+        app.add_middleware(InternalTokenMiddleware, token=settings.internal_token.get_secret_value())
     # Outermost of all (the instrumentor wraps the whole stack), and only when spans are exported.
     instrument_fastapi(app)
     return app

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from panorama.core.cpu import CGROUP_ROOT
@@ -56,10 +56,22 @@ class PanoramaSettings(BaseSettings):
     sync_pool_size: int = Field(default=DEFAULT_SYNC_POOL_SIZE, ge=1)
     cgroup_root: Path = Field(default=CGROUP_ROOT, description="where cpu.max / cpu.cfs_quota_us are read")
     readiness_timeout: float = Field(default=2.0, gt=0, description="seconds per readiness check")
+    internal_token: SecretStr | None = Field(
+        default=None, description="shared token internal services require of callers (the gateway sends it)"
+    )
     # Observability (panorama.core.blocking, the shared lifespan): the detector is on by default.
     blocking_threshold_ms: float = Field(default=100.0, ge=0, description="loop stall to report; 0 turns it off")
     asyncio_debug: bool = Field(default=False, description="asyncio debug mode: slow callbacks are logged")
     slow_callback_ms: float = Field(default=100.0, gt=0, description="asyncio debug's slow-callback threshold")
+
+    @field_validator("internal_token")
+    @classmethod
+    def _token_is_real(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            require_secret("PANORAMA_INTERNAL_TOKEN", value.get_secret_value())
+            if len(value.get_secret_value()) < 16:
+                raise ValueError("PANORAMA_INTERNAL_TOKEN must be at least 16 characters")
+        return value
 
     @classmethod
     def load(cls) -> Self:

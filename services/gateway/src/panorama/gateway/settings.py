@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from limits import parse
 from pydantic import AnyHttpUrl, Field, field_validator
 
 from panorama.core.settings import PanoramaSettings, require_secret
@@ -25,6 +26,8 @@ class GatewaySettings(PanoramaSettings):
     timeout_compute: float = Field(default=30.0, gt=0)
     timeout_proxy: float = Field(default=10.0, gt=0)
     timeout_safe: float = Field(default=1.0, gt=0)
+    # Per API key, in the `limits` notation ("100/second", "5000/minute"); "off" disables it.
+    rate_limit: str = "100/second"
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
     # Where the embedded (no Redis) Celery queue lives; must match the video worker's.
     state_dir: Path = Path(".panorama")
@@ -41,6 +44,20 @@ class GatewaySettings(PanoramaSettings):
             if len(key) < 16:
                 raise ValueError("each API key must be at least 16 characters")
         return ",".join(keys)
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_parses(cls, value: str) -> str:
+        if value.strip().lower() != "off":
+            try:
+                parse(value)
+            except ValueError:
+                raise ValueError('use the form "100/second", "5000/minute" or "off"') from None
+        return value.strip()
+
+    @property
+    def rate_limit_or_none(self) -> str | None:
+        return None if self.rate_limit.lower() == "off" else self.rate_limit
 
     @property
     def api_key_list(self) -> tuple[str, ...]:

@@ -23,8 +23,17 @@ RELAYED_HEADERS = ("content-type", "retry-after", "location", "cache-control", "
 class Upstream:
     """A downstream service: its base URL and one connection pool. Building it does no I/O."""
 
-    def __init__(self, name: str, base_url: str, *, connections: int, connect_timeout: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        *,
+        connections: int,
+        connect_timeout: float,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.name = name
+        self.headers = dict(headers or {})
         self.base_url = base_url.rstrip("/")
         self.connections = connections
         self.connect_timeout = connect_timeout
@@ -36,6 +45,7 @@ class Upstream:
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout),
             auto_decompress=False,
+            headers=self.headers,
         )
 
     async def close(self) -> None:

@@ -1,0 +1,51 @@
+import pytest
+
+from panorama.core.errors import Problem
+from panorama.core.testing import free_port
+from panorama.gateway.ratelimit import RateLimiter
+
+KEY = "rate-limit-test-key-0123456789"
+
+
+async def test_a_key_over_its_budget_gets_429_with_retry_after() -> None:
+    limiter = RateLimiter("3/minute", None)
+    for _ in range(3):
+        await limiter.check(KEY)
+    with pytest.raises(Problem) as info:
+        await limiter.check(KEY)
+    assert info.value.status == 429
+    assert 1 <= int(info.value.headers["Retry-After"]) <= 60
+
+
+async def test_each_key_has_its_own_budget() -> None:
+    limiter = RateLimiter("1/minute", None)
+    await limiter.check(KEY)
+    await limiter.check(KEY[::-1])
+    with pytest.raises(Problem):
+        await limiter.check(KEY)
+
+
+async def test_workers_share_one_budget_through_redis(redis_url: str) -> None:
+    first, second = RateLimiter("2/minute", redis_url), RateLimiter("2/minute", redis_url)
+    key = KEY + "-shared"
+    await first.check(key)
+    await second.check(key)
+    with pytest.raises(Problem):
+        await first.check(key)
+
+
+async def test_an_unreachable_limiter_store_fails_open() -> None:
+    limiter = RateLimiter("1/minute", f"redis://127.0.0.1:{free_port()}/0")
+    for _ in range(3):
+        await limiter.check(KEY)
+
+
+async def test_off_means_no_limit() -> None:
+    limiter = RateLimiter(None, None)
+    for _ in range(50):
+        await limiter.check(KEY)
+
+
+def test_keys_are_hashed_before_they_are_stored() -> None:
+    assert KEY not in RateLimiter.bucket(KEY)
+    assert RateLimiter.bucket(KEY) == RateLimiter.bucket(KEY)

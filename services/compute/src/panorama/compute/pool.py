@@ -260,8 +260,10 @@ class ProcessLane(Lane):
         seen: set[int] = set()
         async with asyncio.timeout(timeout):
             while len(seen) < self.size:
-                batch = [asyncio.wrap_future(self.executor.submit(ping, 0.05)) for _ in range(self.size)]
-                seen.update(await asyncio.gather(*batch))
+                # submit() forks the children (and the forkserver itself) synchronously: off the loop,
+                # or the blocking detector rightly reports a ~200 ms stall at start-up.
+                futures = await asyncio.to_thread(lambda: [self.executor.submit(ping, 0.05) for _ in range(self.size)])
+                seen.update(await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)))
         return sorted(seen)
 
     def pids(self) -> list[int]:

@@ -5,6 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SERVICES := core gateway io compute video_worker
 HTTP_SERVICES := gateway io compute
+UV := $(BIN)/uv pip --python $(BIN)/python
 COMPILE := $(BIN)/uv pip compile --quiet --python-version 3.11 --generate-hashes --no-emit-package panorama-core --no-header
 
 .PHONY: help venv up test lint unit lock bench images render deploy clean
@@ -12,10 +13,12 @@ COMPILE := $(BIN)/uv pip compile --quiet --python-version 3.11 --generate-hashes
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
-$(VENV)/.installed: requirements/dev.txt $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
+$(VENV)/.installed: requirements/bootstrap.txt requirements/dev.txt $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/dev.txt
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation $(foreach s,$(SERVICES),-e services/$(s))
+	@# pip installs only uv (pinned, hashed); uv installs the rest in seconds instead of a minute.
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/bootstrap.txt
+	$(UV) install --quiet --require-hashes --no-deps -r requirements/dev.txt
+	$(UV) install --quiet --no-deps --no-build-isolation $(foreach s,$(SERVICES),-e services/$(s))
 	@touch $@
 
 venv: $(VENV)/.installed ## Create the virtual environment from the pinned requirements
@@ -33,6 +36,7 @@ unit: venv
 	$(BIN)/pytest
 
 lock: venv ## Recompile the pinned, hashed requirements from the pyproject.toml files
+	$(COMPILE) requirements/bootstrap.in -o requirements/bootstrap.txt
 	$(COMPILE) $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) requirements/dev.in -o requirements/dev.txt
 	@for s in $(filter-out core,$(SERVICES)); do \
 	  $(COMPILE) services/core/pyproject.toml services/$$s/pyproject.toml -o services/$$s/requirements.txt || exit 1; \

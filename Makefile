@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SERVICES := core gateway io compute video_worker
 HTTP_SERVICES := gateway io compute
-UV := $(BIN)/uv pip --python $(BIN)/python
+UV_PIP = $(BIN)/uv pip $(1) --python $(BIN)/python
 COMPILE := $(BIN)/uv pip compile --quiet --python-version 3.11 --generate-hashes --no-emit-package panorama-core --no-header
 
 .PHONY: help venv up test lint unit lock bench images render deploy clean
@@ -17,8 +17,8 @@ $(VENV)/.installed: requirements/bootstrap.txt requirements/dev.txt $(foreach s,
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@# pip installs only uv (pinned, hashed); uv installs the rest in seconds instead of a minute.
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/bootstrap.txt
-	$(UV) install --quiet --require-hashes --no-deps -r requirements/dev.txt
-	$(UV) install --quiet --no-deps --no-build-isolation $(foreach s,$(SERVICES),-e services/$(s))
+	$(call UV_PIP,install) --quiet --require-hashes --no-deps -r requirements/dev.txt
+	$(call UV_PIP,install) --quiet --no-deps --no-build-isolation $(foreach s,$(SERVICES),-e services/$(s))
 	@touch $@
 
 venv: $(VENV)/.installed ## Create the virtual environment from the pinned requirements

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import shlex
+import socket
 import subprocess
 import sys
 import threading
@@ -72,6 +73,28 @@ def announce_when_ready(key: str, timeout: float = 90.0) -> None:
     )
 
 
+JAEGER_OTLP = ("127.0.0.1", 4318)
+JAEGER_HINT = (
+    "traces: no collector configured and none on 127.0.0.1:4318, so none are exported. To view them:\n"
+    "  podman run --rm -p 16686:16686 -p 4318:4318 jaegertracing/jaeger:2.x   (then UI at http://127.0.0.1:16686)\n"
+    "  and restart `make up`; or set OTEL_EXPORTER_OTLP_ENDPOINT to your collector."
+)
+
+
+def local_tracing(environ: dict[str, str]) -> dict[str, str]:
+    """Send traces to a local Jaeger (OTLP/HTTP on :4318) when one runs and nothing else is configured."""
+    if any(environ.get(name) for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")):
+        return {}
+    try:
+        socket.create_connection(JAEGER_OTLP, timeout=0.3).close()
+    except OSError:
+        print(JAEGER_HINT, flush=True)
+        return {}
+    endpoint = f"http://{JAEGER_OTLP[0]}:{JAEGER_OTLP[1]}"
+    print(f"traces: exporting to {endpoint} (Jaeger UI: http://127.0.0.1:16686)", flush=True)
+    return {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}
+
+
 def main() -> int:
     STATE.mkdir(exist_ok=True)
     key = api_key()
@@ -83,6 +106,7 @@ def main() -> int:
         "PANORAMA_LOG_JSON": os.environ.get("PANORAMA_LOG_JSON", "false"),
         "PYTHONUNBUFFERED": "1",
     }
+    env.update(local_tracing(env))
     # Migrations run once, before io starts: io's workers never migrate (they would race).
     migrated = subprocess.run([sys.executable, "-m", "panorama.io.migrate"], cwd=ROOT, env=env, check=False)
     if migrated.returncode != 0:

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from panorama.compute import tracing
 from panorama.compute.child import ChildConfig
+from panorama.compute.observability import wire_compute_observability
 from panorama.compute.pool import Lane, ProcessLane
 from panorama.compute.routes import compute, debug, demo, inference
 from panorama.compute.settings import ComputeSettings
@@ -52,6 +53,7 @@ def create_app(settings: ComputeSettings | None = None) -> FastAPI:
         threads.start()
         app.state.process_pool = processes
         app.state.thread_pool = threads
+        wire_compute_observability(app, processes, threads)
         try:
             await processes.warm_up(WARM_UP_TIMEOUT)
             yield

@@ -66,7 +66,10 @@ def init_child(config: ChildConfig) -> None:
     from panorama.core.logging import configure_logging
 
     configure_logging("compute", config.log_level, json=config.log_json)
-    if config.span_file:
+    from panorama.core.telemetry import setup_telemetry
+
+    # OTLP when configured (the request's trace continues in this child); else the debug file, if any.
+    if not setup_telemetry("compute") and config.span_file:
         tracing.export_to_file(Path(config.span_file), "compute")
     from panorama.compute.model import build_model
 

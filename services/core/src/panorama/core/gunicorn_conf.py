@@ -9,7 +9,9 @@ done after fork: state created in the master would be shared by every worker.
 
 from __future__ import annotations
 
+import mmap
 import os
+import time
 from typing import Any
 
 from panorama.core.settings import PanoramaSettings
@@ -31,6 +33,31 @@ max_requests_jitter = max(1, max_requests // 10)
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - tmpfs, not a temp file
 accesslog = None
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Without a preStop hook (or behind a balancer that polls /readyz), SIGTERM first flips /readyz to
+# 503 for this long while every request is still served, then stops gracefully. 0: stop at once.
+drain_seconds = float(os.environ.get("PANORAMA_DRAIN_SECONDS", "0"))
+# One byte shared with the forked workers (anonymous shared mapping: no file, read-only root is fine).
+_drain_flag = mmap.mmap(-1, 1)
+
+
+def draining() -> bool:
+    """True in the master and every worker once SIGTERM has started the drain."""
+    return _drain_flag[0] == 1
+
+
+def when_ready(server: Any) -> None:
+    if drain_seconds <= 0:
+        return
+    stop = server.handle_term
+
+    def drain_then_stop() -> None:
+        _drain_flag[0] = 1
+        server.log.info("draining for %gs: /readyz answers 503, requests are still served", drain_seconds)
+        time.sleep(drain_seconds)
+        stop()
+
+    # The arbiter looks its signal handlers up by name on each signal, so this one wins.
+    server.handle_term = drain_then_stop
 
 
 def on_starting(server: Any) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -45,6 +46,18 @@ class LoopReport(BaseModel):
 @contextlib.asynccontextmanager
 async def _no_lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
+
+
+def _drain_checks() -> dict[str, Check]:
+    """Not ready once gunicorn's SIGTERM drain began (the config module is loaded only under gunicorn)."""
+    conf = sys.modules.get("panorama.core.gunicorn_conf")
+    if conf is None or not conf.draining():
+        return {}
+
+    async def shutting_down() -> None:
+        raise RuntimeError("draining before shutdown")
+
+    return {"shutdown": shutting_down}
 
 
 def debug_router() -> APIRouter:
@@ -129,7 +142,7 @@ def create_service_app(
     app.state.in_flight = InFlightRequests()
     app.state.metric_samplers = []
     install_error_handlers(app)
-    app.include_router(health_router(lambda: readiness_checks(app), settings.readiness_timeout))
+    app.include_router(health_router(lambda: {**readiness_checks(app), **_drain_checks()}, settings.readiness_timeout))
     app.include_router(metrics_router())
     if debug_routes:
         app.include_router(debug_router())

@@ -179,8 +179,20 @@ def instrument_fastapi(app: FastAPI, *, tracer_provider: Any = None) -> bool:
     excluded = ",".join(f"^https?://[^/]+{path}$" for path in EXCLUDED_PATHS)
     # The instrumentor resolves the global provider lazily (a proxy), so building the app before
     # setup_telemetry runs in the same process is fine.
-    FastAPIInstrumentor.instrument_app(app, excluded_urls=excluded, tracer_provider=tracer_provider)
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls=excluded, tracer_provider=tracer_provider, server_request_hook=mark_synthetic
+    )
     return True
+
+
+SYNTHETIC_HEADER = b"x-panorama-synthetic"
+
+
+def mark_synthetic(span: Any, scope: Mapping[str, Any]) -> None:
+    """``panorama.synthetic=true`` on the server span of a request sent by a load test, to filter it out."""
+    headers = scope.get("headers", ())
+    if span is not None and span.is_recording() and any(name == SYNTHETIC_HEADER for name, _ in headers):
+        span.set_attribute("panorama.synthetic", True)
 
 
 def instrument_aiohttp_client() -> bool:

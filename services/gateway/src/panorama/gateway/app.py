@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 
+import anyio.to_thread
+import redis.asyncio as aioredis
 from fastapi import Depends, FastAPI, Request
 
 from panorama.core.health import Check
 from panorama.core.internal import INTERNAL_TOKEN_HEADER
 from panorama.core.service import create_service_app
+from panorama.core.telemetry import instrument_aiohttp_client, instrument_celery, instrument_redis
 from panorama.gateway.auth import ApiKeyDep
 from panorama.gateway.ratelimit import RateLimiter
 from panorama.gateway.routes import cached, compute, demo, proxy, safe, users, videos
@@ -26,7 +31,34 @@ def _checks(app: FastAPI) -> Mapping[str, Check]:
         if response.status != 200:
             raise RuntimeError(f"{upstream.name} /healthz answered {response.status}")
 
-    return {"io": lambda: reachable(app.state.io), "compute": lambda: reachable(app.state.compute)}
+    checks: dict[str, Check] = {"io": lambda: reachable(app.state.io), "compute": lambda: reachable(app.state.compute)}
+    settings = app.state.settings
+    if settings.redis_url:
+        checks["redis"] = lambda: redis_ping(settings.redis_url, settings.readiness_timeout)
+    checks["storage"] = lambda: storage_writable(settings.storage_dir)
+    return checks
+
+
+async def redis_ping(url: str, timeout: float) -> None:
+    """The broker and result backend answer. A fresh connection per probe (one every few seconds):
+    it proves new connections open, and leaves no client to close outside the lifespan."""
+    client = aioredis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()
+
+
+async def storage_writable(folder: Path) -> None:
+    """The shared video folder exists and takes a file; a hung volume is abandoned at the check's timeout."""
+
+    def touch() -> None:
+        if not folder.is_dir():
+            raise RuntimeError(f"storage folder {folder} does not exist")
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".readyz-"):
+            pass
+
+    await anyio.to_thread.run_sync(touch, abandon_on_cancel=True)
 
 
 async def authorised(request: Request, api_key: ApiKeyDep) -> None:
@@ -56,6 +88,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Before the sessions exist: the instrumentor hooks ClientSession creation (traceparent to io
+        # and compute). Celery publish spans parent the worker's run; Redis: the rate limiter, results.
+        instrument_aiohttp_client()
+        instrument_celery()
+        instrument_redis()
         await io.start()
         await compute_upstream.start()
         try:

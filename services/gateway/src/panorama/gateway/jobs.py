@@ -13,6 +13,7 @@ is a 503 within seconds, never a hung request.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -107,13 +108,13 @@ class VideoJobs:
         source = self.layout.source(job_id)
         os.replace(upload, source)
         try:
-            # The worker trusts our probe of this very file for duration and audio (one probe less).
-            hint = {"duration": info.duration, "has_audio": info.has_audio}
-            self.publisher.send_task(PROCESS_VIDEO_TASK, args=[job_id], kwargs={"source": hint}, task_id=job_id)
+            # No source hint: our probe reads the container header only (no audio facts, no duration
+            # for MPEG streams), so the worker runs its own ffprobe on the file it transcodes.
+            self.publisher.send_task(PROCESS_VIDEO_TASK, args=[job_id], task_id=job_id)
         except BROKER_ERRORS as exc:
             source.unlink(missing_ok=True)
             raise _unavailable("enqueue", exc) from None
-        record = {"job_id": job_id, "created_at": time.time(), "size": size, "probe": info.__dict__}
+        record = {"job_id": job_id, "created_at": time.time(), "size": size, "probe": dataclasses.asdict(info)}
         tmp = self.layout.tmp / f"{job_id}.json.part"
         tmp.write_text(json.dumps(record))
         os.replace(tmp, self.layout.record(job_id))

@@ -17,6 +17,7 @@ from panorama.core.service import create_service_app
 from panorama.io.cache import make_cache
 from panorama.io.db import ensure_sqlite_dir, make_diagnostics_engine, make_engine, make_sessionmaker, make_sync_engine
 from panorama.io.failures import install_db_error_handlers
+from panorama.io.observability import wire_io_observability
 from panorama.io.outbound import OutboundClient
 from panorama.io.routes import cached, debug, demo, proxy, sync_users, users
 from panorama.io.settings import IoSettings
@@ -46,6 +47,7 @@ def create_app(settings: IoSettings | None = None) -> FastAPI:
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.sync_engine = make_sync_engine(settings, plan)
         app.state.diagnostics_engine = make_diagnostics_engine(settings)
+        wire_io_observability(app, engine, app.state.sync_engine, app.state.diagnostics_engine)
         app.state.cache = make_cache(settings)
         app.state.outbound = OutboundClient(settings)
         await app.state.outbound.start()

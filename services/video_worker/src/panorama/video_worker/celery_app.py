@@ -12,11 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 
 from panorama.core.process import after_fork
 from panorama.core.queue import StorageLayout, celery_config, ensure_queue_dirs
-from panorama.video_worker import tasks
+from panorama.video_worker import observability, tasks
 from panorama.video_worker.settings import WorkerSettings
 
 
@@ -50,8 +50,15 @@ def _prepare_storage(**_: Any) -> None:
     settings: WorkerSettings = app.conf.panorama_settings
     ensure_queue_dirs(settings.state_dir)
     StorageLayout(settings.storage_dir).ensure()
+    observability.start_metrics_server(settings)
 
 
 @worker_process_init.connect
 def _after_fork(**_: Any) -> None:
     after_fork(app.conf.panorama_settings, role="video-worker")
+    observability.on_child_start()
+
+
+@worker_process_shutdown.connect
+def _before_child_exit(**_: Any) -> None:
+    observability.on_child_stop()

@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from opentelemetry import trace
+
 from panorama.video_worker.errors import InvalidVideo, TransientError
 
 FFMPEG = os.environ.get("PANORAMA_FFMPEG", "ffmpeg")
@@ -142,6 +144,7 @@ def run(cmd: Sequence[str], duration: float, on_progress: Callable[[float], None
                 proc.wait()
         stderr.seek(0)
         errors = stderr.read().decode(errors="replace")
+    trace.get_current_span().set_attribute("process.exit.code", returncode)  # the ffmpeg span, when traced
     if returncode < 0:
         raise TransientError(f"ffmpeg was killed by {signal.Signals(-returncode).name}")
     if returncode != 0:

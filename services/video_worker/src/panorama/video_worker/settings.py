@@ -32,6 +32,9 @@ class WorkerSettings(PanoramaSettings):
     # a file that kills its worker every time must end as FAILURE, not a crash loop.
     video_max_attempts: int = Field(default=5, ge=1)
     video_max_retries: int = Field(default=3, ge=0, description="retries of transient errors (storage hiccups)")
+    # /metrics of the whole worker pod, served by the prefork parent (see observability.py); 0: off.
+    worker_metrics_port: int = Field(default=9100, ge=0, le=65535)
+    worker_metrics_addr: str = "0.0.0.0"
 
     @model_validator(mode="after")
     def _limits_are_ordered(self) -> Self:

@@ -25,6 +25,7 @@ from panorama.core.queue import PROCESS_VIDEO_TASK, StorageLayout
 from panorama.video_worker import ffmpeg
 from panorama.video_worker.errors import InvalidVideo, TooManyAttempts, TranscodeTimeout, TransientError
 from panorama.video_worker.journal import Journal
+from panorama.video_worker.observability import ffmpeg_span
 from panorama.video_worker.settings import WorkerSettings
 
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -49,8 +50,8 @@ def process(
 ) -> dict[str, Any]:
     """Run one delivery of a job; return its completion record.
 
-    ``source`` is what the gateway's own ffprobe found (duration, audio or not); it saves a probe
-    per job, and without it the worker probes the upload itself.
+    ``source`` is a caller's own ffprobe of the upload (duration, audio or not), which saves a probe;
+    the gateway sends none (its image has no ffprobe), so the worker probes the upload itself.
     """
     if not JOB_ID.match(job_id):
         raise InvalidVideo(f"{job_id!r} is not a job id")
@@ -123,12 +124,15 @@ def _transcode(
     )
     try:
         started = time.perf_counter()
-        warning = ffmpeg.run(cmd, info.duration, report)
-        elapsed = round(time.perf_counter() - started, 3)
-        try:
-            rendition = ffmpeg.probe(tmp, settings.ffprobe_timeout)
-        except InvalidVideo as exc:
-            raise InvalidVideo(f"ffmpeg produced no playable video ({exc}); {warning or 'no error reported'}") from None
+        with ffmpeg_span(source, info, settings, settings.threads_per_ffmpeg()) as span:
+            warning = ffmpeg.run(cmd, info.duration, report)
+            elapsed = round(time.perf_counter() - started, 3)
+            try:
+                rendition = ffmpeg.probe(tmp, settings.ffprobe_timeout)
+            except InvalidVideo as exc:
+                reason = warning or "no error reported"
+                raise InvalidVideo(f"ffmpeg produced no playable video ({exc}); {reason}") from None
+            span.output(tmp, rendition)
         if rendition.duration < info.duration - allowed_shortfall(info.duration):
             raise InvalidVideo(
                 f"the upload is truncated or corrupt: only {rendition.duration:.2f}s of its "

@@ -76,7 +76,7 @@ def announce_when_ready(key: str, timeout: float = 90.0) -> None:
 JAEGER_OTLP = ("127.0.0.1", 4318)
 JAEGER_HINT = (
     "traces: no collector configured and none on 127.0.0.1:4318, so none are exported. To view them:\n"
-    "  podman run --rm -p 16686:16686 -p 4318:4318 jaegertracing/jaeger:2.x   (then UI at http://127.0.0.1:16686)\n"
+    "  podman run --rm -p 16686:16686 -p 4318:4318 jaegertracing/jaeger:latest   (then UI at http://127.0.0.1:16686)\n"
     "  and restart `make up`; or set OTEL_EXPORTER_OTLP_ENDPOINT to your collector."
 )
 

@@ -9,13 +9,24 @@ import helm_python as helm
 import pytest
 
 from infra.deploy import chart
+from panorama.compute.settings import ComputeSettings
 from panorama.core.settings import PanoramaSettings
 from panorama.core.sizing import PlanError, plan
+from panorama.gateway.settings import GatewaySettings
+from panorama.io.settings import IoSettings
+from panorama.video_worker.settings import WorkerSettings
 
 KIND = chart.CI_VALUES_DIR / "kind-values.yaml"
 # (quantity as a user writes it, the CPUs it means)
 CPU_LIMITS = [("500m", 0.5), ("1", 1.0), ("1500m", 1.5), (2, 2.0), ("2500m", 2.5), ("4", 4.0)]
 COMPONENTS = {"gateway": "gateway", "io": "io", "compute": "compute", "video-worker": "videoWorker"}
+# Each pod's own settings class: it decides whether the pod plans database connections.
+SETTINGS: dict[str, type[PanoramaSettings]] = {
+    "gateway": GatewaySettings,
+    "io": IoSettings,
+    "compute": ComputeSettings,
+    "video-worker": WorkerSettings,
+}
 
 
 def render_with(component_key: str, overrides: dict, **top: dict) -> chart.Rendered:
@@ -50,10 +61,16 @@ def test_rendered_env_gives_the_same_plan_in_the_pod_as_in_the_chart(
         monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    pod_plan = PanoramaSettings.load().sizing()
+    settings = SETTINGS[component].load()
+    pod_plan = settings.sizing()
 
-    # Only io is given the database's budget; the others run with core's defaults.
-    expected = plan(cpus, replicas=2, max_connections=500, reserved_connections=20) if component == "io" else plan(cpus)
+    # Only io has a database: it gets the database's budget; the others plan no connections at all.
+    assert settings.uses_database == (component == "io")
+    if component == "io":
+        expected = plan(cpus, replicas=2, max_connections=500, reserved_connections=20, database=True)
+    else:
+        expected = plan(cpus, database=False)
+        assert expected.connections_total == 0
     assert pod_plan == expected
     shown = annotation_plan(rendered, component)
     assert int(shown["workers"]) == expected.workers
@@ -120,6 +137,20 @@ def test_raising_max_connections_fixes_the_plan_it_refused() -> None:
     )
     rendered = chart.render(values)
     assert annotation_plan(rendered, "io")["connections"] == "200/290"
+
+
+@pytest.mark.parametrize("component", ["gateway", "compute", "video-worker"])
+def test_services_without_a_database_render_no_pools_and_no_budget_failure_at_any_cpu_limit(component: str) -> None:
+    # 64 workers x 20 connections would be far over a 90-connection budget, if they had one.
+    rendered = render_with(COMPONENTS[component], {"resources": {"limits": {"cpu": "64"}}})
+    env = chart.container_env(rendered, rendered.get("Deployment", f"panorama-{component}"))
+    assert not [name for name in env if name.startswith("PANORAMA_DB_") or name == "PANORAMA_SYNC_POOL_SIZE"]
+    expected = plan(64.0, database=False)
+    shown = annotation_plan(rendered, component)
+    assert shown["connections"] == f"0/{expected.connection_budget}"
+    assert int(shown["thread_tokens"]) == expected.thread_tokens
+    with pytest.raises(PlanError):
+        plan(64.0, database=True)  # what the old chart (and core before database=False) refused
 
 
 def test_missing_cpu_limit_fails_naming_the_value() -> None:

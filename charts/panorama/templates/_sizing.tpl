@@ -11,10 +11,10 @@ each pod computes at start-up. charts/tests/test_sizing.py checks both agree for
 - connections = replicas (HPA maximum) x workers x (pool + overflow + sync) must fit
                 max_connections - reserved, else `fail` with how much is over.
 
-Only io holds database connections, so only io is given the database's budget; the other
-components run with core's defaults (1 replica, 100 - 10 connections, pools 5 + 5 + 10), which
-core.sizing still checks at start-up, so the chart checks them too rather than ship a pod that
-would refuse to start.
+Only io holds database connections (its settings declare database_url; core.sizing.plan is called
+with database=True), so only io is given the database's budget and checked against it. gateway,
+compute and the video worker plan with database=False: no pools, no connections, nothing to fit,
+whatever their CPU limit; their thread tokens are core's default sync pool size (10).
 */}}
 
 {{/* CPU quantity -> decimal CPUs: "500m" -> 0.5, "1.5" -> 1.5, 2 -> 2 */}}
@@ -73,17 +73,23 @@ Fails the render when the CPU limit is missing or the connections exceed the bud
 {{- $overflow = int $v.dbMaxOverflow -}}
 {{- $sync = int $v.syncPoolSize -}}
 {{- end -}}
-{{- $perWorker := add $pool $overflow $sync | int -}}
-{{- $total := mul $replicas $workers $perWorker | int -}}
+{{- $threadTokens := max 1 $sync | int -}}
+{{- $perWorker := 0 -}}
+{{- $total := 0 -}}
 {{- $budget := sub $maxConnections $reserved | int -}}
-{{- if gt $total $budget -}}
 {{- if $database -}}
+{{- $perWorker = add $pool $overflow $sync | int -}}
+{{- $total = mul $replicas $workers $perWorker | int -}}
+{{- if gt $total $budget -}}
 {{- fail (printf "%s: the plan needs %d database connections (%d replicas at the HPA maximum x %d workers x (%d pool + %d overflow + %d sync)) but the budget is %d (database.maxConnections %d - database.reservedConnections %d): over by %d. Lower %s.autoscaling.maxReplicas, %s.workers or %s.resources.limits.cpu, %s.dbPoolSize, %s.dbMaxOverflow or %s.syncPoolSize, or raise database.maxConnections." $key $total $replicas $workers $pool $overflow $sync $budget $maxConnections $reserved (sub $total $budget) $key $key $key $key $key $key) -}}
+{{- end -}}
 {{- else -}}
-{{- fail (printf "%s: %d workers exceed what panorama.core.sizing accepts for a service without a database (%d connections of its default budget of %d, over by %d). Lower %s.workers or %s.resources.limits.cpu." $key $workers $total $budget (sub $total $budget) $key $key) -}}
+{{/* No database: no pools (core's Plan reports 0 for each). */}}
+{{- $pool = 0 -}}
+{{- $overflow = 0 -}}
+{{- $sync = 0 -}}
 {{- end -}}
-{{- end -}}
-{{- dict "cpuLimit" $cpu "cores" $cores "workers" $workers "processPoolSize" $processPool "celeryConcurrency" $celery "threadTokens" (max 1 $sync) "replicas" $replicas "dbPoolSize" $pool "dbMaxOverflow" $overflow "syncPoolSize" $sync "connectionsPerWorker" $perWorker "connectionsTotal" $total "connectionBudget" $budget "maxConnections" $maxConnections "reservedConnections" $reserved "database" $database | toJson -}}
+{{- dict "cpuLimit" $cpu "cores" $cores "workers" $workers "processPoolSize" $processPool "celeryConcurrency" $celery "threadTokens" $threadTokens "replicas" $replicas "dbPoolSize" $pool "dbMaxOverflow" $overflow "syncPoolSize" $sync "connectionsPerWorker" $perWorker "connectionsTotal" $total "connectionBudget" $budget "maxConnections" $maxConnections "reservedConnections" $reserved "database" $database | toJson -}}
 {{- end -}}
 
 {{/* The sizing env of one component, from its plan: (dict "root" $ "component" "io") */}}

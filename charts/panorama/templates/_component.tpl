@@ -80,6 +80,7 @@ data:
   PANORAMA_COMPUTE_URL: {{ printf "http://%s:8002" (include "panorama.componentName" (dict "root" $root "component" "compute")) | quote }}
   PANORAMA_UPSTREAM_CONNECTIONS: {{ $v.upstreamConnections | toString | quote }}
   PANORAMA_MAX_UPLOAD_BYTES: {{ $v.maxUploadBytes | int64 | toString | quote }}
+  PANORAMA_RATE_LIMIT: {{ $v.rateLimit | quote }}
   {{- end }}
   {{- if eq .component "io" }}
   PANORAMA_DEMO_ANTIPATTERNS: {{ $v.demoAntipatterns | toString | quote }}
@@ -158,7 +159,6 @@ spec:
           envFrom:
             - configMapRef:
                 name: {{ include "panorama.componentName" . }}
-          {{- if ne .component "compute" }}
           env:
             {{- if eq .component "gateway" }}
             - name: PANORAMA_API_KEYS
@@ -167,13 +167,20 @@ spec:
                   name: {{ include "panorama.apiKeysSecret" $root }}
                   key: api-keys
             {{- end }}
+            {{- if has .component (list "gateway" "io" "compute") }}
+            {{- /* The gateway sends it; io and compute refuse callers without it. */}}
+            - name: PANORAMA_INTERNAL_TOKEN
+              valueFrom:
+                secretKeyRef:
+                  name: {{ include "panorama.internalTokenSecret" $root }}
+                  key: internal-token
+            {{- end }}
             {{- if eq .component "io" }}
             {{- include "panorama.databaseEnv" $root | nindent 12 }}
             {{- end }}
             {{- if has .component (list "gateway" "io" "video-worker") }}
             {{- include "panorama.redisEnv" $root | nindent 12 }}
             {{- end }}
-          {{- end }}
           {{- if $http }}
           ports:
             - name: http

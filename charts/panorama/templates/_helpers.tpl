@@ -76,6 +76,10 @@ imagePullSecrets:
 {{- .Values.apiKeys.existingSecret | default (printf "%s-api-keys" (include "panorama.fullname" .)) -}}
 {{- end -}}
 
+{{- define "panorama.internalTokenSecret" -}}
+{{- .Values.internalToken.existingSecret | default (printf "%s-internal-token" (include "panorama.fullname" .)) -}}
+{{- end -}}
+
 {{- define "panorama.databaseSecret" -}}
 {{- .Values.database.existingSecret | default (printf "%s-database" (include "panorama.fullname" .)) -}}
 {{- end -}}

@@ -11,6 +11,11 @@
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- if not $v.internalToken.existingSecret -}}
+{{- if lt (len (trim $v.internalToken.token)) 16 -}}
+{{- fail "internalToken.token must be set to at least 16 characters (io and compute refuse callers without it; the gateway sends it): --set internalToken.token=$(openssl rand -hex 24), or name a Secret holding `internal-token` in internalToken.existingSecret" -}}
+{{- end -}}
+{{- end -}}
 {{- if and (not $v.database.existingSecret) (not $v.database.password) -}}
 {{- fail "database.password is empty: set it (URL-safe characters) or name a Secret holding `password` in database.existingSecret" -}}
 {{- end -}}

@@ -1,0 +1,291 @@
+"""report.md from the sections' results: machine, versions, goals met or missed, tables, plots."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _table(header: list[str], rows: list[list[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per acceptance goal: what was measured, the target, met or missed."""
+    out = []
+    s1 = results.get("1_handler_styles")
+    if s1:
+        g = s1["goal"]
+        out.append(
+            {
+                "section": 1,
+                "goal": "async: 1000 concurrent 1 s requests",
+                "value": f"{g['async_1000_wall_s']} s (cold connections: {g['async_1000_cold_wall_s']} s)",
+                "target": "< 2 s",
+                "met": g["async_1000_wall_s"] < 2.0,
+            }
+        )
+        out.append(
+            {
+                "section": 1,
+                "goal": "async vs def throughput at N=1000",
+                "value": f"{g['async_over_sync_rps']}x (def measured at N={g['sync_rps_measured_at_n']})",
+                "target": ">= 10x",
+                "met": g["async_over_sync_rps"] >= 10,
+            }
+        )
+    s2 = results.get("2_gateway_overhead")
+    if s2:
+        out.append(
+            {
+                "section": 2,
+                "goal": "gateway throughput as a share of direct io",
+                "value": f"{s2['gateway_share_of_direct_rps']:.0%}",
+                "target": ">= 50%",
+                "met": s2["goal"]["met"],
+            }
+        )
+    s3 = results.get("3_database_paths")
+    if s3:
+        out.append(
+            {
+                "section": 3,
+                "goal": "Redis cache hit vs async DB path throughput (lowest over c)",
+                "value": f"{s3['goal']['value']}x",
+                "target": ">= 1.5x",
+                "met": s3["goal"]["met"],
+            }
+        )
+    s4 = results.get("4_worker_scaling")
+    if s4:
+        out.append(
+            {
+                "section": 4,
+                "goal": "2 workers vs 1 worker throughput",
+                "value": f"{s4['two_over_one_rps']}x",
+                "target": "(no target: measured)",
+                "met": None,
+            }
+        )
+    s5 = results.get("5_compute")
+    if s5:
+        out.append(
+            {
+                "section": 5,
+                "goal": "process pool vs thread pool throughput",
+                "value": f"{s5['ratios']['process_over_thread_throughput']:.2f}x",
+                "target": ">= 1.8x",
+                "met": s5["goals"]["process_over_thread_ge_1_8"],
+            }
+        )
+        out.append(
+            {
+                "section": 5,
+                "goal": "loop lag p99 with the pool saturated",
+                "value": f"{s5['process']['loop_lag_p99_s'] * 1000:.2f} ms",
+                "target": "< 10 ms",
+                "met": s5["goals"]["loop_lag_p99_saturated_lt_10ms"],
+            }
+        )
+    s6 = results.get("6_video")
+    if s6:
+        out.append(
+            {
+                "section": 6,
+                "goal": "worker overhead over plain ffmpeg (end to end)",
+                "value": f"{s6['overhead_end_to_end']:+.1%}",
+                "target": "< 10%",
+                "met": s6["meets_goal"],
+            }
+        )
+    return out
+
+
+def _section1(s: dict[str, Any]) -> str:
+    rows = [
+        [
+            r["style"],
+            r["n"],
+            r["wall_s"],
+            r.get("cold_wall_s", ""),
+            r["rps"],
+            "—" if r["extrapolated"] else r["errors"],
+            f"extrapolated from N={r['from_n']}" if r["extrapolated"] else "measured",
+        ]
+        for r in s["rows"]
+    ]
+    return (
+        f"One io worker, thread limiter **{s['thread_tokens']} tokens** (= the sync DB pool), each request "
+        "sleeps 1 s. Async rows: a second burst on the same client connections (warm); the first "
+        "(cold: every connection opened inside the burst) beside it. `/demo/sync` and `/demo/blocking` "
+        "rows marked *extrapolated* were not run: their time is N / the throughput measured at the "
+        "largest N that was run (a `def` route serves `tokens` requests per second, a blocking one 1).\n\n"
+        + _table(["route", "N", "completion (s)", "cold (s)", "req/s", "errors", "how"], rows)
+    )
+
+
+def _closed(rows: list[dict[str, Any]], key: str) -> str:
+    return _table(
+        [key, "c", "req/s", "p50 (ms)", "p99 (ms)", "requests", "errors"],
+        [[r[key], r["concurrency"], r["rps"], r["p50_ms"], r["p99_ms"], r["requests"], r["errors"]] for r in rows],
+    )
+
+
+def render(results: dict[str, Any], meta: dict[str, Any], plots: dict[str, str]) -> str:
+    m, v = meta["machine"], meta["versions"]
+    lines = [
+        f"# Panorama benchmark report — {meta['started_at']}",
+        "",
+        f"Mode: {'quick (development)' if meta['quick'] else 'full'}; total wall time "
+        f"{meta['wall_s'] / 60:.1f} min. Target: {meta['target']}.",
+        "",
+        "## Machine",
+        "",
+        f"- CPU: {m['cpu_model']}; usable cores {m['cores_usable']} (online {m['cores_online']}); "
+        f"memory {m['memory_gib']} GiB; {m['os']}",
+        f"- Load average (1 min) at start {m['load_at_start']['1m']}, at end {meta['load_at_end']['1m']}; "
+        "per section below. Other processes share this machine: a load above the core count means the "
+        "figures understate what the suite does alone.",
+        "- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
+        "",
+        "## Goals",
+        "",
+        _table(
+            ["§", "figure", "value", "target", "result"],
+            [
+                [
+                    g["section"],
+                    g["goal"],
+                    g["value"],
+                    g["target"],
+                    "—" if g["met"] is None else ("met" if g["met"] else "**MISSED**"),
+                ]
+                for g in goals(results)
+            ],
+        ),
+        "",
+    ]
+    missed = [g for g in goals(results) if g["met"] is False]
+    if missed:
+        lines += [
+            "**Missed:** "
+            + "; ".join(f"§{g['section']} {g['goal']} ({g['value']}, target {g['target']})" for g in missed)
+            + ". See the closing notes.",
+            "",
+        ]
+    titles = {
+        "1_handler_styles": "1. Handler styles: async vs `def` vs blocking",
+        "2_gateway_overhead": "2. Gateway overhead",
+        "3_database_paths": "3. Database path: async vs `def` vs cache hit",
+        "4_worker_scaling": "4. Worker scaling",
+        "5_compute": "5. Compute: process pool vs thread pool, loop lag",
+        "6_video": "6. Video: worker vs plain ffmpeg",
+    }
+    for key, title in titles.items():
+        s = results.get(key)
+        lines += [f"## {title}", ""]
+        if s is None:
+            lines += [f"Not run: {meta['skipped'].get(key, 'not selected')}.", ""]
+            continue
+        timing = meta["sections"][key]
+        lines += [f"_{timing['seconds']:.0f} s, load average {timing['load_before']} → {timing['load_after']}._", ""]
+        if key == "1_handler_styles":
+            lines.append(_section1(s))
+        elif key == "2_gateway_overhead":
+            rows = [{"via": n, "concurrency": s["concurrency"], **s[n]} for n in ("gateway", "io_direct")]
+            lines.append(f"{s['path']}, medians of {s['gateway']['rounds']} alternating rounds of {s['seconds']} s.\n")
+            lines.append(_closed(rows, "via"))
+            lines.append(
+                f"\nGateway keeps **{s['gateway_share_of_direct_rps']:.0%}** of direct throughput; "
+                f"p50 overhead {s['p50_overhead_ms']} ms. X-Cache seen: {s['x_cache']}."
+            )
+            c = results.get("2_client_comparison")
+            if c:
+                lines.append("\nClient library as the caller of io (the gateway's upstream choice), same load:\n")
+                lines.append(_closed(c["rows"], "client"))
+        elif key == "3_database_paths":
+            lines.append(
+                f"One io worker each; medians of {s['rounds']} alternating rounds of {s['seconds']} s. "
+                "`async_db`: `GET /users/{id}` with ids cycling past a one-entry in-process cache "
+                "(every read goes to Postgres); `sync_db`: `GET /sync/users/{id}` (`def`, psycopg, "
+                "thread pool); `cache_hit`: `GET /users/{id}` on 100 ids held in Redis.\n"
+            )
+            lines.append(_closed(s["rows"], "path"))
+            lines.append(
+                "\n"
+                + _table(
+                    ["c", "cache/async DB", "cache/def DB", "async/def DB"],
+                    [
+                        [c, r["cache_over_async_db"], r["cache_over_sync_db"], r["async_over_sync_db"]]
+                        for c, r in s["ratios"].items()
+                    ],
+                )
+            )
+            lines.append(f"\nX-Cache answers counted: {s['x_cache']}.")
+        elif key == "4_worker_scaling":
+            rows = [{"workers": n, "concurrency": s["concurrency"], **s[n]} for n in ("1_worker", "2_workers")]
+            lines.append(f"{s['path']}. The load generator (one Python process) shares the 2 cores.\n")
+            lines.append(_closed(rows, "workers"))
+            lines.append(f"\n2 workers / 1 worker: **{s['two_over_one_rps']}x**.")
+        elif key == "5_compute":
+            lines.append(
+                _table(
+                    [
+                        "where",
+                        "tasks/s",
+                        "p50 (s)",
+                        "p99 (s)",
+                        "loop lag p99 (ms)",
+                        "loop lag max (ms)",
+                        "503s",
+                        "errors",
+                    ],
+                    [
+                        [
+                            n,
+                            round(s[n]["throughput_rps"], 2),
+                            round(s[n]["latency_p50_s"], 3),
+                            round(s[n]["latency_p99_s"], 3),
+                            round(s[n]["loop_lag_p99_s"] * 1000, 2),
+                            round(s[n]["loop_lag_max_s"] * 1000, 2),
+                            s[n]["rejected_503"],
+                            s[n]["errors"],
+                        ]
+                        for n in ("process", "thread", "inline")
+                    ],
+                )
+            )
+            lines.append(
+                f"\nn={s['n']} (~{s['task_seconds_target']} s of CPU), pool {s['pool_size']} "
+                f"({s['start_method']}), threads {s['thread_pool_size']}, {s['clients']} clients, "
+                f"{s['rounds']} rounds x {s['phase_seconds']} s; per-round ratios "
+                f"{[round(x, 2) for x in s['ratios']['process_over_thread_per_round']]}; host load "
+                f"{s['host_load_1m']}."
+            )
+        elif key == "6_video":
+            lines.append(
+                _table(
+                    ["figure", "value"],
+                    [
+                        ["clip", s["clip"]],
+                        ["transport", s["transport"]],
+                        ["rounds", s["rounds"]],
+                        ["direct ffmpeg, median", f"{s['direct_median_s']} s"],
+                        ["through the worker (publish → result), median", f"{s['worker_end_to_end_median_s']} s"],
+                        ["ffmpeg inside the worker, median", f"{s['worker_ffmpeg_median_s']} s"],
+                        [
+                            "queue + checks per job, median",
+                            f"{s['queue_and_checks_median_s']} s ({s['overhead_fixed_share']:.1%} of direct)",
+                        ],
+                        ["overhead end to end", f"{s['overhead_end_to_end']:+.1%}"],
+                        [f"jobs per minute (concurrency {s['concurrency']})", s["jobs_per_minute"]],
+                    ],
+                )
+            )
+        if key in plots:
+            lines += ["", f"![{title}]({plots[key]})"]
+        lines.append("")
+    lines += ["## Closing notes", ""]
+    lines += meta.get("notes") or ["Every goal with a target was met in this run."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,138 @@
+"""Throwaway servers and the suite's services on free ports, for benchmarks and the gate.
+
+Never the shared servers' state: a fresh Postgres database (dropped afterwards) on the Postgres at
+``PANORAMA_BENCH_PG_DSN`` and a redis-server of our own on a free port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import psycopg
+
+from panorama.core.testing import ServiceProcess, free_port, gunicorn_command, running
+
+PG_DSN = os.environ.get("PANORAMA_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+API_KEY = "bench-key-0123456789abcdef"
+HEADERS = {"X-API-Key": API_KEY, "X-Panorama-Synthetic": "bench", "baggage": "synthetic=true"}
+APPS = {
+    "io": "panorama.io.app:create_app()",
+    "gateway": "panorama.gateway.app:create_app()",
+    "compute": "panorama.compute.app:create_app()",
+}
+BASE_ENV = {
+    "PANORAMA_LOG_JSON": "false",
+    "PANORAMA_LOG_LEVEL": "WARNING",
+    # gunicorn recycles a worker after its max requests: mid-run that is a restart, not load.
+    "PANORAMA_MAX_REQUESTS": "10000000",
+}
+
+
+@contextlib.contextmanager
+def postgres_database(dsn: str = PG_DSN) -> Iterator[str]:
+    """A fresh database on ``dsn``'s server, dropped on exit; yields its asyncpg SQLAlchemy URL."""
+    name = f"panorama_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+asyncpg://{dsn.split('://', 1)[1].rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def libpq_url(database_url: str) -> str:
+    return "postgresql://" + database_url.split("://", 1)[1]
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+@contextlib.contextmanager
+def redis_server(folder: Path) -> Iterator[str]:
+    """A throwaway redis-server on a free port (never the shared one); yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def migrate(database_url: str, workdir: Path) -> None:
+    env = {**os.environ, **BASE_ENV, "PANORAMA_DATABASE_URL": database_url}
+    subprocess.run([sys.executable, "-m", "panorama.io.migrate"], cwd=workdir, env=env, check=True)
+
+
+def seed_users(database_url: str, count: int) -> list[int]:
+    """Insert ``count`` users in one statement; their ids."""
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        rows = conn.execute(
+            "INSERT INTO users (name, email) SELECT 'Bench ' || i, 'bench-' || i || '@example.org' "
+            "FROM generate_series(1, %s) AS i RETURNING id",
+            (count,),
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+@contextlib.contextmanager
+def service(
+    name: str, workdir: Path, env: Mapping[str, str], *, workers: int = 1, tag: str = "", ready: str = "/readyz"
+) -> Iterator[str]:
+    """One gunicorn service (``io``, ``gateway`` or ``compute``) on a free port; yields its base URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = gunicorn_command(APPS[name], port, workers=workers)
+    log = workdir / f"{name}{tag}-{port}.log"
+    with running(cmd, {**BASE_ENV, **env}, log, url=url, ready=ready, timeout=60):
+        yield url
+
+
+def gateway_env(io_url: str, compute_url: str) -> dict[str, str]:
+    return {
+        "PANORAMA_API_KEYS": API_KEY,
+        "PANORAMA_IO_URL": io_url,
+        "PANORAMA_COMPUTE_URL": compute_url,
+        # One socket per in-flight request: 1000 concurrent calls need 1000 upstream connections.
+        "PANORAMA_UPSTREAM_CONNECTIONS": "1200",
+        "PANORAMA_TIMEOUT_DEMO": "60",
+        # One key sends every request: the per-key limit would measure itself, not the gateway.
+        "PANORAMA_RATE_LIMIT": "off",
+    }
+
+
+__all__ = [
+    "API_KEY",
+    "HEADERS",
+    "ServiceProcess",
+    "free_port",
+    "gateway_env",
+    "migrate",
+    "postgres_database",
+    "redis_server",
+    "seed_users",
+    "service",
+]

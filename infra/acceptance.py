@@ -137,9 +137,9 @@ def container_logs(name: str, lines: int = 40) -> str:
 
 
 def image_tools(image: str) -> dict[str, bool]:
-    """Which of a compiler and ffmpeg the image carries."""
+    """Which of a compiler, ffmpeg and ffprobe the image carries."""
     found = {}
-    for tool in ("gcc", "cc", "ffmpeg"):
+    for tool in ("gcc", "cc", "ffmpeg", "ffprobe"):
         result = podman("run", "--rm", "--entrypoint", "sh", image, "-c", f"command -v {tool}", check=False)
         found[tool] = result.returncode == 0
     return found

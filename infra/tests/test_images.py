@@ -25,5 +25,6 @@ def test_images_serve_the_suite_with_the_chart_rendered_commands() -> None:
     assert report["transcode"]["status"] == "SUCCESS"
     for component in ("gateway", "io", "compute"):
         assert report["images"][component]["ffmpeg"] is False
+        assert report["images"][component]["ffprobe"] is False
         assert report["images"][component]["gcc"] is False
     assert report["images"]["video-worker"]["ffmpeg"] is True

@@ -35,6 +35,7 @@ class Suite:
     compute: str
     receiver: OtlpReceiver
     worker: ServiceProcess
+    worker_metrics: str
 
     def client(self, **headers: str) -> httpx.Client:
         return httpx.Client(base_url=self.gateway, headers={"X-API-Key": API_KEY, **headers}, timeout=60.0)
@@ -125,6 +126,7 @@ def suite(tmp_path_factory: pytest.TempPathFactory, database_url: str, redis_url
     migrate.upgrade(database_url)
     ports = {name: free_port() for name in ("gateway", "io", "compute")}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    metrics_port = free_port()
     with OtlpReceiver() as receiver:
         env = {
             "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
@@ -141,7 +143,7 @@ def suite(tmp_path_factory: pytest.TempPathFactory, database_url: str, redis_url
             "PANORAMA_LOG_JSON": "true",
             "PANORAMA_CELERY_CONCURRENCY": "1",
             "PANORAMA_VIDEO_PRESET": "ultrafast",
-            "PANORAMA_WORKER_METRICS_PORT": str(free_port()),
+            "PANORAMA_WORKER_METRICS_PORT": str(metrics_port),
         }
         services = [
             running(gunicorn_command(f"panorama.{name}.app:create_app()", ports[name]), env, root / f"{name}.log",
@@ -159,7 +161,9 @@ def suite(tmp_path_factory: pytest.TempPathFactory, database_url: str, redis_url
                 assert worker.proc.poll() is None, worker.output[-3000:]
                 assert time.monotonic() < deadline, f"worker not ready:\n{worker.output[-3000:]}"
                 time.sleep(0.1)
-            yield Suite(urls["gateway"], urls["io"], urls["compute"], receiver, worker)
+            yield Suite(
+                urls["gateway"], urls["io"], urls["compute"], receiver, worker, f"http://127.0.0.1:{metrics_port}"
+            )
 
 
 def test_post_users_is_gateway_then_io_then_an_sql_insert(suite: Suite) -> None:
@@ -279,3 +283,30 @@ def test_synthetic_requests_are_marked_on_the_gateway_server_span(suite: Suite) 
     normal = one(suite.trace(plain, has("gateway", is_server("GET /users"))), "gateway", is_server("GET /users"))
     assert synthetic.attributes.get("panorama.synthetic") is True
     assert "panorama.synthetic" not in normal.attributes
+
+
+def test_sync_engine_statements_are_spans_too(suite: Suite) -> None:
+    trace_id, headers = traceparent()
+    with suite.client(**headers) as client:
+        assert client.get("/demo/sync", params={"delay": 0}).status_code == 200
+    route = is_server("GET /demo/sync")
+    spans = suite.trace(trace_id, all_of(has("gateway", route), has("io", route)))
+
+    io = one(spans, "io", route)
+    sleep = one(spans, "io", lambda s: is_sql(s) and "pg_sleep" in str(s.attributes.get("db.statement")))
+    assert io in ancestors(sleep, spans)  # psycopg in a worker thread, still under the request
+
+
+def test_worker_metrics_show_task_durations_and_queue_depth(suite: Suite, tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "clip.mp4")
+    with suite.client() as client, clip.open("rb") as body:
+        task_id = client.post("/upload-video", files={"file": ("clip.mp4", body, "video/mp4")}).json()["task_id"]
+        deadline = time.monotonic() + 60
+        while client.get(f"/task/{task_id}").json()["status"] not in ("SUCCESS", "FAILURE"):
+            assert time.monotonic() < deadline, "the job never finished"
+            time.sleep(0.2)
+    text = httpx.get(f"{suite.worker_metrics}/metrics", timeout=10).text
+    count = f'panorama_celery_task_duration_seconds_count{{state="SUCCESS",task="{PROCESS_VIDEO}"}}'
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    assert float(samples[count]) >= 1, text
+    assert samples['panorama_celery_queue_depth{queue="video"}'] == "0.0"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 
+import asyncpg.exceptions
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
@@ -75,3 +76,5 @@ def install_db_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(sa_exc.InterfaceError, _db_error)
     app.add_exception_handler(OSError, _connect_error)
     app.add_exception_handler(TimeoutError, _connect_error)
+    # Raised unwrapped while asyncpg connects to a Postgres that is shutting down or starting up.
+    app.add_exception_handler(asyncpg.exceptions.OperatorInterventionError, _db_error)

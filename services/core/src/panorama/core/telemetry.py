@@ -180,7 +180,13 @@ def instrument_fastapi(app: FastAPI, *, tracer_provider: Any = None) -> bool:
     # The instrumentor resolves the global provider lazily (a proxy), so building the app before
     # setup_telemetry runs in the same process is fine.
     FastAPIInstrumentor.instrument_app(
-        app, excluded_urls=excluded, tracer_provider=tracer_provider, server_request_hook=mark_synthetic
+        app,
+        excluded_urls=excluded,
+        tracer_provider=tracer_provider,
+        server_request_hook=mark_synthetic,
+        # One span per ASGI message (two "http send" per response) doubled the spans per request and
+        # said nothing the server span does not (loadtests/bench_tracing.py measured the cost).
+        exclude_spans=["receive", "send"],
     )
     return True
 

@@ -1,0 +1,182 @@
+"""What tracing costs: gateway throughput with OTLP export on vs off, same run, alternating rounds.
+
+Two identical stacks (one gunicorn worker each of gateway and io, embedded SQLite, in-process
+cache) run side by side; one exports every span (sampler always on) to a null OTLP collector on
+127.0.0.1 that reads each request and answers 200, the other has no endpoint (tracing not installed).
+Rounds alternate between them so host noise lands on both; each round drives
+``GET /demo/async?delay=0`` through the gateway (server span, upstream client span, io's server
+span, the ASGI send/receive spans) at a fixed concurrency for a fixed time.
+
+    python loadtests/bench_tracing.py [--quick] [--out results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from panorama.core.testing import free_port, gunicorn_command, running
+
+API_KEY = "bench-tracing-key-0123456789"
+PATH = "/demo/async?delay=0"
+CONCURRENCY = 16
+
+
+class NullCollector:
+    """Accepts OTLP/HTTP exports and throws them away, counting requests and bytes."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.bytes = 0
+        collector = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                collector.requests += 1
+                collector.bytes += len(body)
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> NullCollector:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@contextlib.contextmanager
+def stack(name: str, workdir: Path, extra_env: dict[str, str]) -> Iterator[str]:
+    """io + gateway (one worker each); yields the gateway's URL."""
+    io_port, gw_port = free_port(), free_port()
+    env = {
+        "PANORAMA_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/{name}.db",
+        "PANORAMA_STATE_DIR": str(workdir / name),
+        "PANORAMA_STORAGE_DIR": str(workdir / name / "storage"),
+        "PANORAMA_API_KEYS": API_KEY,
+        "PANORAMA_IO_URL": f"http://127.0.0.1:{io_port}",
+        "PANORAMA_COMPUTE_URL": f"http://127.0.0.1:{free_port()}",
+        "PANORAMA_CPU_LIMIT": "1",
+        "PANORAMA_LOG_LEVEL": "WARNING",
+        "PANORAMA_MAX_REQUESTS": "0",
+        "PANORAMA_RATE_LIMIT": "off",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "",
+        **extra_env,
+    }
+    io_cmd = gunicorn_command("panorama.io.app:create_app()", io_port)
+    gw_cmd = gunicorn_command("panorama.gateway.app:create_app()", gw_port)
+    with (
+        running(io_cmd, env, workdir / f"{name}-io.log", url=f"http://127.0.0.1:{io_port}", timeout=60),
+        running(gw_cmd, env, workdir / f"{name}-gw.log", url=f"http://127.0.0.1:{gw_port}", ready="/healthz"),
+    ):
+        yield f"http://127.0.0.1:{gw_port}"
+
+
+async def drive(url: str, seconds: float) -> dict[str, float]:
+    """Requests per second and errors at CONCURRENCY for ``seconds``."""
+    done = errors = 0
+    stop = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    async with aiohttp.ClientSession(url, connector=connector, headers={"X-API-Key": API_KEY}) as session:
+
+        async def user() -> None:
+            nonlocal done, errors
+            while time.perf_counter() < stop:
+                async with session.get(PATH) as response:
+                    await response.read()
+                    if response.status == 200:
+                        done += 1
+                    else:
+                        errors += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(user() for _ in range(CONCURRENCY)))
+        elapsed = time.perf_counter() - start
+    return {"rps": done / elapsed, "errors": errors}
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    rounds, seconds = (3, 3.0) if quick else (6, 8.0)
+    with tempfile.TemporaryDirectory(prefix="bench-tracing-") as tmp, NullCollector() as collector:
+        workdir = Path(tmp)
+        traced_env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint, "OTEL_TRACES_SAMPLER": "always_on"}
+        with stack("off", workdir, {}) as off_url, stack("on", workdir, traced_env) as on_url:
+            for url in (off_url, on_url):  # warm-up: connections, first imports, JIT-free but cache-warm
+                asyncio.run(drive(url, 1.0))
+            per_round: list[dict[str, float]] = []
+            for index in range(rounds):
+                order = [("off", off_url), ("on", on_url)]
+                if index % 2:
+                    order.reverse()
+                figures = {name: asyncio.run(drive(url, seconds)) for name, url in order}
+                per_round.append({name: figures[name]["rps"] for name in ("off", "on")})
+                if any(f["errors"] for f in figures.values()):
+                    raise RuntimeError(f"errors during the round: {figures}")
+    off = statistics.median(r["off"] for r in per_round)
+    on = statistics.median(r["on"] for r in per_round)
+    ratios = [r["on"] / r["off"] for r in per_round]
+    return {
+        "route": f"GET {PATH} through gateway -> io, concurrency {CONCURRENCY}, 1 worker each",
+        "rounds": rounds,
+        "round_seconds": seconds,
+        "rps_off_median": round(off, 1),
+        "rps_on_median": round(on, 1),
+        "ratio_on_off_median": round(statistics.median(ratios), 3),
+        "overhead_percent": round((1 - statistics.median(ratios)) * 100, 1),
+        "per_round": [{k: round(v, 1) for k, v in r.items()} for r in per_round],
+        "collector_requests": collector.requests,
+        "collector_bytes": collector.bytes,
+    }
+
+
+def print_table(result: dict[str, Any]) -> None:
+    print(f"{result['route']}; {result['rounds']} alternating rounds of {result['round_seconds']}s")
+    print(f"  tracing off   {result['rps_off_median']:8.1f} req/s (median)")
+    print(f"  tracing on    {result['rps_on_median']:8.1f} req/s (median)")
+    print(f"  on/off ratio  {result['ratio_on_off_median']:8.3f}  (overhead {result['overhead_percent']}%)")
+    print(f"  collector got {result['collector_requests']} exports, {result['collector_bytes']} bytes")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
+    parser.add_argument("--out", type=Path, help="write the JSON here instead of stdout")
+    args = parser.parse_args()
+    result = run(quick=args.quick)
+    print_table(result)
+    text = json.dumps(result, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

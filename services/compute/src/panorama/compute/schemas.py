@@ -11,7 +11,8 @@ from panorama.compute.model import FEATURES, MODEL_NAME
 MAX_ROWS = 512
 
 # JSON numbers only: "10" or true is a wrong type, not an n; NaN and infinities are refused.
-Feature = Annotated[float, Field(allow_inf_nan=False)]
+# Bounded too: 1e300 is finite, but the network overflows on it and would answer NaN.
+Feature = Annotated[float, Field(allow_inf_nan=False, ge=-1e6, le=1e6)]
 Row = Annotated[list[Feature], Field(min_length=FEATURES, max_length=FEATURES)]
 
 

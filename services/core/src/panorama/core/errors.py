@@ -97,3 +97,33 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(Exception, _unhandled)
+    _document_problems(app)
+
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+        "detail": {"type": "string"}, "instance": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}  # fmt: skip
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Say in the OpenAPI schema what error answers really are: problem+json, not FastAPI's default 422 body."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            for path in build().get("paths", {}).values():
+                for operation in path.values():
+                    for code, response in operation.get("responses", {}).items():
+                        declared = response.get("content", {}).get("application/json", {}).get("schema", {})
+                        # A route that declared its own error model (readiness' 503) keeps it.
+                        if code[:1] in "45" and (not declared or "HTTPValidationError" in str(declared)):
+                            response["content"] = {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -71,7 +71,7 @@ async def get_user(user_id: UserId, io: IoDep, settings: SettingsDep) -> Respons
     return upstream.relay()
 
 
-@router.patch("/users/{user_id}", response_model=User, responses=NOT_FOUND)
+@router.patch("/users/{user_id}", response_model=User, responses={**NOT_FOUND, 409: {"description": "email taken"}})
 async def update_user(user_id: UserId, body: UserUpdate, io: IoDep, settings: SettingsDep) -> Response:
     """Change a user's name or email (io invalidates its cached copy)."""
     payload = body.model_dump(exclude_unset=True)

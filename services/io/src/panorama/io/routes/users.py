@@ -47,7 +47,7 @@ def _conflict(email: str) -> Problem:
     return Problem(409, f"a user with email {email!r} already exists", title="Conflict")
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses={409: {"description": "email taken"}})
 async def create_user(body: UserCreate, session: SessionDep) -> UserOut:
     """Create a user; 409 if the email is taken."""
     user = User(name=body.name, email=body.email)
@@ -97,7 +97,7 @@ async def get_user(
     return user
 
 
-@router.patch("/{user_id}", responses={404: {"description": "no such user"}})
+@router.patch("/{user_id}", responses={404: {"description": "no such user"}, 409: {"description": "email taken"}})
 async def update_user(user_id: UserId, body: UserUpdate, session: SessionDep, cache: CacheDep) -> UserOut:
     """Change a user's name or email; the cached copy is invalidated."""
     user = await _get_or_404(session, user_id)

@@ -21,7 +21,9 @@ class ComputeSettings(PanoramaSettings):
         default=30.0, gt=0, description="deadline of a task when X-Request-Timeout is absent, and its cap"
     )
     retry_after: int = Field(default=1, ge=1, description="seconds a 503 asks the caller to wait")
-    start_method: StartMethod = "forkserver"
+    start_method: StartMethod = Field(
+        default="forkserver", description="forkserver or spawn (never fork in a threaded process)"
+    )
     # Niceness added to each child so that, with every core busy, the event loop (asleep most of
     # the time, latency-bound) preempts a child as soon as it wakes. It orders processes within
     # the pod's cgroup only; on a shared host it also makes the children yield to everyone else's
@@ -30,5 +32,7 @@ class ComputeSettings(PanoramaSettings):
     model_seed: int = Field(default=20_240_601, description="seed of the deterministic inference model")
     # Debug/test aid: spans of the worker and its children appended as JSON lines (one real SDK
     # exporter), used only when no tracer provider has been configured by the telemetry set-up.
-    compute_span_file: Path | None = None
+    compute_span_file: Path | None = Field(
+        default=None, description="debug aid: write pool spans as JSON lines when no OTLP endpoint is set"
+    )
     demo_antipatterns: bool = Field(default=False, description="serve POST /demo/compute-inline")

@@ -41,19 +41,33 @@ class PanoramaSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
-    log_level: LogLevel = "INFO"
-    log_json: bool = True
+    log_level: LogLevel = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_json: bool = Field(
+        default=True, description="one JSON object per log line (false: plain text, as make up uses)"
+    )
     cpu_limit: float | None = Field(default=None, gt=0, description="overrides the cgroup CPU limit")
     web_concurrency: int | None = Field(
         default=None, ge=1, validation_alias=AliasChoices("WEB_CONCURRENCY"), description="gunicorn workers"
     )
     # The database's budget, so that every replica's pools together fit max_connections.
-    db_max_connections: int = Field(default=100, ge=1)
-    db_reserved_connections: int = Field(default=DEFAULT_RESERVED_CONNECTIONS, ge=0)
+    db_max_connections: int = Field(
+        default=100, ge=1, description="the database server's max_connections, for the connection budget"
+    )
+    db_reserved_connections: int = Field(
+        default=DEFAULT_RESERVED_CONNECTIONS,
+        ge=0,
+        description="connections kept free for admins, migrations and monitoring",
+    )
     replicas: int = Field(default=1, ge=1, description="most pods at once (the HPA maximum)")
-    db_pool_size: int = Field(default=DEFAULT_POOL_SIZE, ge=1)
-    db_max_overflow: int = Field(default=DEFAULT_MAX_OVERFLOW, ge=0)
-    sync_pool_size: int = Field(default=DEFAULT_SYNC_POOL_SIZE, ge=1)
+    db_pool_size: int = Field(
+        default=DEFAULT_POOL_SIZE, ge=1, description="async pool connections kept open per worker"
+    )
+    db_max_overflow: int = Field(
+        default=DEFAULT_MAX_OVERFLOW, ge=0, description="extra async connections per worker under load"
+    )
+    sync_pool_size: int = Field(
+        default=DEFAULT_SYNC_POOL_SIZE, ge=1, description="sync-driver pool per worker; also the thread-limiter tokens"
+    )
     cgroup_root: Path = Field(default=CGROUP_ROOT, description="where cpu.max / cpu.cfs_quota_us are read")
     readiness_timeout: float = Field(default=2.0, gt=0, description="seconds per readiness check")
     internal_token: SecretStr | None = Field(

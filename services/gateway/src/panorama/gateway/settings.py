@@ -13,24 +13,41 @@ from panorama.core.settings import PanoramaSettings, require_secret
 class GatewaySettings(PanoramaSettings):
     # Required: no default, and a placeholder is refused.
     api_keys: str = Field(description="comma-separated keys accepted as X-API-Key or Bearer token")
-    io_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8001")
-    compute_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8002")
-    redis_url: str | None = None
-    storage_dir: Path = Path(".panorama/storage")
+    io_url: AnyHttpUrl = Field(default=AnyHttpUrl("http://127.0.0.1:8001"), description="where the gateway finds io")
+    compute_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("http://127.0.0.1:8002"), description="where the gateway finds compute"
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Celery broker and results, shared rate-limit counters; unset: embedded queue, local counters",
+    )
+    storage_dir: Path = Field(
+        default=Path(".panorama/storage"), description="shared directory for uploaded and transcoded videos"
+    )
     # One aiohttp connector per downstream per worker; beyond this many sockets requests queue.
-    upstream_connections: int = Field(default=100, ge=1, le=10_000)
-    upstream_connect_timeout: float = Field(default=1.0, gt=0)
+    upstream_connections: int = Field(
+        default=100, ge=1, le=10_000, description="sockets per downstream per worker (one aiohttp pool each)"
+    )
+    upstream_connect_timeout: float = Field(
+        default=1.0, gt=0, description="seconds to open a connection to a downstream"
+    )
     # Per-route budgets (seconds): the gateway answers 504 when one runs out.
-    timeout_default: float = Field(default=5.0, gt=0)
-    timeout_demo: float = Field(default=15.0, gt=0)
-    timeout_compute: float = Field(default=30.0, gt=0)
-    timeout_proxy: float = Field(default=10.0, gt=0)
-    timeout_safe: float = Field(default=1.0, gt=0)
+    timeout_default: float = Field(default=5.0, gt=0, description="budget (s) of the users and cached routes")
+    timeout_demo: float = Field(default=15.0, gt=0, description="budget (s) of the /demo routes")
+    timeout_compute: float = Field(default=30.0, gt=0, description="budget (s) of /compute and /ml-inference")
+    timeout_proxy: float = Field(default=10.0, gt=0, description="budget (s) of /proxy")
+    timeout_safe: float = Field(default=1.0, gt=0, description="budget (s) of /safe")
     # Per API key, in the `limits` notation ("100/second", "5000/minute"); "off" disables it.
-    rate_limit: str = "100/second"
-    max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+    rate_limit: str = Field(
+        default="100/second", description="per API key, e.g. 100/second or 5000/minute; off disables it"
+    )
+    max_upload_bytes: int = Field(
+        default=200 * 1024 * 1024, ge=1, description="largest upload accepted (413 beyond, checked while streaming)"
+    )
     # Where the embedded (no Redis) Celery queue lives; must match the video worker's.
-    state_dir: Path = Path(".panorama")
+    state_dir: Path = Field(
+        default=Path(".panorama"), description="local state: the embedded Celery queue (must match the worker)"
+    )
     probe_timeout: float = Field(default=10.0, gt=0, description="seconds ffprobe may take to vet an upload")
 
     @field_validator("api_keys")

@@ -12,21 +12,27 @@ EMBEDDED_DATABASE_URL = "sqlite+aiosqlite:///.panorama/panorama.db"
 class IoSettings(PanoramaSettings):
     database_url: str = Field(default=EMBEDDED_DATABASE_URL, description="SQLAlchemy URL; unset: embedded SQLite")
     redis_url: str | None = Field(default=None, description="Redis for the cache; unset: in-process cache")
-    demo_antipatterns: bool = False
+    demo_antipatterns: bool = Field(default=False, description="serve /demo/blocking (time.sleep inside async def)")
     db_pool_timeout: float = Field(default=2.0, gt=0, description="seconds to wait for a pooled connection")
-    db_pool_recycle: int = Field(default=1800, ge=-1)
+    db_pool_recycle: int = Field(
+        default=1800, ge=-1, description="seconds after which a pooled connection is replaced (-1: never)"
+    )
     db_connect_timeout: float = Field(default=2.0, gt=0, description="seconds to open one database connection")
-    db_statement_timeout_ms: int = Field(default=5000, ge=0)
-    cache_ttl: int = Field(default=60, ge=1)
+    db_statement_timeout_ms: int = Field(
+        default=5000, ge=0, description="Postgres statement_timeout per connection (504 when it fires)"
+    )
+    cache_ttl: int = Field(default=60, ge=1, description="seconds a cached user or value lives")
     # Short on purpose: a slow or dead Redis must cost a read milliseconds, then the DB answers.
-    redis_socket_timeout: float = Field(default=0.25, gt=0)
+    redis_socket_timeout: float = Field(
+        default=0.25, gt=0, description="seconds a Redis command may take before reads fall back to the database"
+    )
     redis_connections: int = Field(default=50, ge=1, description="Redis connections per worker")
     memory_cache_entries: int = Field(default=10_000, ge=1, description="in-process cache size (no Redis)")
     proxy_allow_hosts: str = Field(default="", description="comma-separated hosts /proxy may call")
     proxy_timeout: float = Field(default=5.0, gt=0, description="seconds for one outbound /proxy call")
     proxy_connections: int = Field(default=100, ge=1, description="outbound HTTP connections per worker")
     proxy_max_bytes: int = Field(default=1024 * 1024, ge=1, description="largest body /proxy relays")
-    proxy_max_redirects: int = Field(default=3, ge=0)
+    proxy_max_redirects: int = Field(default=3, ge=0, description="redirects /proxy follows, each hop checked again")
 
     @field_validator("database_url", mode="before")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -13,11 +14,21 @@ from panorama.io.cache import Cache
 from panorama.io.outbound import OutboundClient
 from panorama.io.settings import IoSettings
 
+log = logging.getLogger(__name__)
+
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request, closed (its connection back in the pool) when the request ends."""
-    async with request.app.state.sessionmaker() as session:
+    session: AsyncSession = request.app.state.sessionmaker()
+    try:
         yield session
+    finally:
+        try:
+            await session.close()
+        except Exception as exc:  # noqa: BLE001
+            # The connection died under us (Postgres restarting): the pool discards it either way,
+            # and the request's own error (already mapped to 503) is what the caller must see.
+            log.warning("closing a session on a broken connection failed: %s", type(exc).__name__)
 
 
 def get_settings(request: Request) -> IoSettings:

@@ -76,5 +76,11 @@ def install_db_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(sa_exc.InterfaceError, _db_error)
     app.add_exception_handler(OSError, _connect_error)
     app.add_exception_handler(TimeoutError, _connect_error)
-    # Raised unwrapped while asyncpg connects to a Postgres that is shutting down or starting up.
-    app.add_exception_handler(asyncpg.exceptions.OperatorInterventionError, _db_error)
+    # asyncpg raises its own errors unwrapped while it connects (outside SQLAlchemy's translation):
+    # "the database system is starting up" (a PostgresError), a connection dropped mid-handshake
+    # (InterfaceError), a protocol left mid-operation by a killed server (InternalClientError).
+    app.add_exception_handler(asyncpg.exceptions.PostgresError, _db_error)
+    app.add_exception_handler(asyncpg.exceptions.InterfaceError, _db_error)
+    app.add_exception_handler(asyncpg.exceptions.InternalClientError, _db_error)
+    # A session whose connection died mid-transaction refuses further use until rolled back.
+    app.add_exception_handler(sa_exc.PendingRollbackError, _db_error)

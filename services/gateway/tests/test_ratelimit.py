@@ -32,12 +32,15 @@ async def test_workers_share_one_budget_through_redis(redis_url: str) -> None:
     await second.check(key)
     with pytest.raises(Problem):
         await first.check(key)
+    await first.aclose()
+    await second.aclose()
 
 
 async def test_an_unreachable_limiter_store_fails_open() -> None:
     limiter = RateLimiter("1/minute", f"redis://127.0.0.1:{free_port()}/0")
     for _ in range(3):
         await limiter.check(KEY)
+    await limiter.aclose()
 
 
 async def test_off_means_no_limit() -> None:

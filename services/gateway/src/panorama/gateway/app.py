@@ -100,6 +100,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         finally:
             await io.close()
             await compute_upstream.close()
+            await app.state.rate_limiter.aclose()
 
     app = create_service_app(
         service="gateway", settings=settings, lifespan=lifespan, readiness_checks=_checks, debug_routes=False

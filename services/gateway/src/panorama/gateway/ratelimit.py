@@ -41,6 +41,13 @@ class RateLimiter:
         self.storage = storage
         self.limiter = MovingWindowRateLimiter(storage)
 
+    async def aclose(self) -> None:
+        """Close the Redis connections (limits exposes no close; its redis-py client is ``bridge.storage``)."""
+        client = getattr(getattr(self.storage, "bridge", None), "storage", None)
+        pool = getattr(client, "connection_pool", None)
+        if pool is not None:
+            await pool.disconnect()
+
     @staticmethod
     def bucket(api_key: str) -> str:
         return hashlib.sha256(api_key.encode()).hexdigest()[:24]

@@ -48,7 +48,9 @@ class GatewaySettings(PanoramaSettings):
     state_dir: Path = Field(
         default=Path(".panorama"), description="local state: the embedded Celery queue (must match the worker)"
     )
-    probe_timeout: float = Field(default=10.0, gt=0, description="seconds ffprobe may take to vet an upload")
+    probe_timeout: float = Field(
+        default=10.0, gt=0, description="seconds the container probe may take to vet an upload"
+    )
 
     @field_validator("api_keys")
     @classmethod

@@ -15,26 +15,23 @@ makes a 720p test pattern with ffmpeg, then in one run:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from celery import Celery
 from celery.result import AsyncResult
+from lib.stack import redis_server
 
 from panorama.core.queue import PROCESS_VIDEO_TASK, StorageLayout, celery_config, ensure_queue_dirs
-from panorama.core.testing import ServiceProcess, free_port
+from panorama.core.testing import ServiceProcess
 from panorama.video_worker.ffmpeg import probe, transcode_command
 
 GOAL_OVERHEAD = 0.10
@@ -51,32 +48,6 @@ def make_clip(path: Path, seconds: float) -> None:
          "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-pix_fmt", "yuv420p", str(path)],
         check=True,
     )  # fmt: skip
-
-
-@contextlib.contextmanager
-def redis_server(folder: Path) -> Iterator[str | None]:
-    """A throwaway redis-server (never the shared one); None when redis-server is not installed."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        yield None
-        return
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def wait_ready(worker: ServiceProcess, client: Celery, timeout: float = 60.0) -> None:

@@ -42,6 +42,8 @@ def test_embedded_defaults_need_neither_postgres_nor_redis(tmp_path: Path, monke
         assert set(httpx.get(f"{url}/readyz").json()["checks"]) == {"database"}
         created = httpx.post(f"{url}/users", json={"name": "E", "email": "embedded@example.org"})
         assert created.status_code == 201
+        # Same form as on Postgres: an ISO timestamp that carries its zone.
+        assert created.json()["created_at"].endswith("Z")
         assert httpx.post(f"{url}/users", json={"name": "E", "email": "embedded@example.org"}).status_code == 409
         assert httpx.get(f"{url}/users").json()["total"] == 1
         assert httpx.get(f"{url}/users/{created.json()['id']}").headers["x-cache"] == "miss"

@@ -23,7 +23,7 @@ async def test_create_returns_201_with_id_and_created_at(
         assert set(body) == {"id", "name", "email", "created_at"}
         assert body["name"] == "Ada"
         assert body["email"] == email
-        assert body["created_at"]
+        assert body["created_at"].endswith("Z")
 
 
 async def test_duplicate_email_is_409(

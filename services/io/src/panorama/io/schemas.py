@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 # Deliberately loose: "has one @ with something either side"; real validation is a mail sent.
 Email = Annotated[
@@ -36,6 +36,13 @@ class UserOut(BaseModel):
     name: str
     email: str
     created_at: datetime
+
+    @field_validator("created_at")
+    @classmethod
+    def _in_utc(cls, value: datetime) -> datetime:
+        # SQLite returns naive datetimes (its CURRENT_TIMESTAMP is UTC); Postgres returns aware ones.
+        # Answer the same ISO form, with its zone, whichever database is behind.
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class UserPage(BaseModel):

@@ -316,6 +316,11 @@ def test_redis_stopped_reads_come_from_the_database_and_uploads_are_refused_leav
             assert upload.status_code == 503, upload.text
             assert upload.headers["content-type"] == "application/problem+json"
             assert time.monotonic() - start < 15
+            # The refusal must come from the publish itself (not a limiter or probe in front of it): by
+            # then the upload has been moved to uploads/, and only the clean-up after the failed
+            # publish (jobs.py: source.unlink) leaves nothing behind.
+            assert upload.json()["detail"] == "the job queue is unavailable (enqueue: OperationalError)"
+            assert upload.headers["retry-after"] == "2"
             assert files_under(s.storage) == before
     finally:
         cache.kill()

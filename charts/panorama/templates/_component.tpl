@@ -66,12 +66,19 @@ data:
   PANORAMA_LOG_LEVEL: {{ $root.Values.logLevel | quote }}
   PANORAMA_LOG_JSON: "true"
   PANORAMA_STATE_DIR: /tmp/panorama
+  {{- /* gunicorn workers (and Celery children) write their samples here; /metrics sums them (emptyDir "metrics"). */}}
+  PROMETHEUS_MULTIPROC_DIR: /run/metrics
   {{- if has .component (list "gateway" "video-worker") }}
   PANORAMA_STORAGE_DIR: /data/videos
   {{- end }}
   {{- if ne .component "video-worker" }}
-  {{- /* Kubernetes sends SIGTERM after preStop; gunicorn must finish in what is left of the grace period. */}}
-  PANORAMA_GRACEFUL_TIMEOUT: {{ sub (sub $v.terminationGracePeriodSeconds $v.preStopSleepSeconds) 2 | toString | quote }}
+  {{- /*
+  Kubernetes runs preStop, then sends SIGTERM; gunicorn then drains (readiness 503, still serving) for
+  drainSeconds and must finish in what is left of the grace period. preStop already covers the
+  endpoint removal, so drainSeconds defaults to 0: the two waits add up, they are not one.
+  */}}
+  PANORAMA_DRAIN_SECONDS: {{ $v.drainSeconds | toString | quote }}
+  PANORAMA_GRACEFUL_TIMEOUT: {{ sub (sub (sub $v.terminationGracePeriodSeconds $v.preStopSleepSeconds) $v.drainSeconds) 2 | toString | quote }}
   {{- /* gunicorn's control socket goes to $XDG_RUNTIME_DIR, else $HOME: the root file system is read-only. */}}
   XDG_RUNTIME_DIR: /tmp
   {{- end }}
@@ -87,6 +94,7 @@ data:
   PANORAMA_PROXY_ALLOW_HOSTS: {{ $v.proxyAllowHosts | quote }}
   {{- end }}
   {{- if eq .component "video-worker" }}
+  PANORAMA_WORKER_METRICS_PORT: {{ $v.metricsPort | toString | quote }}
   PANORAMA_IO_URL: {{ printf "http://%s:8001" (include "panorama.componentName" (dict "root" $root "component" "io")) | quote }}
   {{- end }}
   OTEL_SERVICE_NAME: {{ printf "panorama-%s" .component | quote }}
@@ -132,6 +140,11 @@ spec:
       annotations:
         checksum/config: {{ include "panorama.configmap" . | sha256sum }}
         panorama.dev/plan: {{ include "panorama.planSummary" . | quote }}
+        {{- if $root.Values.metrics.scrapeAnnotations }}
+        prometheus.io/scrape: "true"
+        prometheus.io/port: {{ ternary (include "panorama.ports" .component) ($v.metricsPort | toString) $http | quote }}
+        prometheus.io/path: /metrics
+        {{- end }}
     spec:
       {{- include "panorama.imagePullSecrets" $root | nindent 6 }}
       automountServiceAccountToken: false
@@ -204,7 +217,12 @@ spec:
             timeoutSeconds: 3
             failureThreshold: 2
           {{- else }}
-          {{- /* The worker has no HTTP port: Celery's own ping over the broker says it consumes. */}}
+          {{- /* The prefork parent serves the whole pod's /metrics here (children's samples aggregated). */}}
+          ports:
+            - name: metrics
+              containerPort: {{ $v.metricsPort }}
+              protocol: TCP
+          {{- /* The worker has no HTTP API: Celery's own ping over the broker says it consumes. */}}
           startupProbe:
             exec:
               command: {{ include "panorama.workerPing" . }}
@@ -234,6 +252,8 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
+            - name: metrics
+              mountPath: /run/metrics
             {{- if $storage }}
             - name: videos
               mountPath: /data/videos
@@ -242,6 +262,10 @@ spec:
         - name: tmp
           emptyDir:
             sizeLimit: 256Mi
+        {{- /* Its own emptyDir: per-process sample files, wiped with the pod (stale ones are cleared at start). */}}
+        - name: metrics
+          emptyDir:
+            sizeLimit: 64Mi
         {{- if $storage }}
         - name: videos
           persistentVolumeClaim:

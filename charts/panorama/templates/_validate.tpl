@@ -33,8 +33,8 @@
 {{- end -}}
 {{- range $c := list "gateway" "io" "compute" -}}
 {{- $cv := index $v $c -}}
-{{- if le (int $cv.terminationGracePeriodSeconds) (add (int $cv.preStopSleepSeconds) 2 | int) -}}
-{{- fail (printf "%s.terminationGracePeriodSeconds (%v) must exceed preStopSleepSeconds (%v) by more than 2 seconds, or in-flight requests are killed; raise it" $c $cv.terminationGracePeriodSeconds $cv.preStopSleepSeconds) -}}
+{{- if le (int $cv.terminationGracePeriodSeconds) (add (int $cv.preStopSleepSeconds) (int $cv.drainSeconds) 2 | int) -}}
+{{- fail (printf "%s.terminationGracePeriodSeconds (%v) must exceed preStopSleepSeconds (%v) + drainSeconds (%v) by more than 2 seconds, or in-flight requests are killed; raise it" $c $cv.terminationGracePeriodSeconds $cv.preStopSleepSeconds $cv.drainSeconds) -}}
 {{- end -}}
 {{- end -}}
 {{- range $c := list "gateway" "io" "compute" "video-worker" -}}

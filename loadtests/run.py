@@ -166,7 +166,11 @@ def run_sections(args: argparse.Namespace, out: Path, progress: Progress) -> Run
                 run.section(
                     KEYS["1"],
                     "1: N concurrent 1 s requests, async/sync/blocking",
-                    lambda: asyncio.run(sections.handler_styles(env["io"], sync_cap=caps[0], blocking_cap=caps[1])),
+                    lambda: asyncio.run(
+                        sections.handler_styles(
+                            env["io"], sync_cap=caps[0], blocking_cap=caps[1], gateway=env["gateway"]
+                        )
+                    ),
                 )
             if "2" in http:
                 run.section(

@@ -35,6 +35,28 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": g["async_over_sync_rps"] >= 10,
             }
         )
+        via = s1.get("via_gateway")
+        if via:
+            v = via["async_1000_via_gateway"]
+            out.append(
+                {
+                    "section": 1,
+                    "goal": "async: 1000 concurrent 1 s requests through the gateway",
+                    "value": f"{v['wall_s']} s, {v['errors']} errors (cold connections: {v['cold_wall_s']} s)",
+                    "target": "< 2 s, 0 errors",
+                    "met": v["wall_s"] < 2.0 and v["errors"] == 0,
+                }
+            )
+            out.append(
+                {
+                    "section": 1,
+                    "goal": "io /healthz while /demo/blocking?delay=1 runs (vs while /demo/async runs)",
+                    "value": f"{via['healthz_s_during_blocking_median']} s "
+                    f"(during async: {via['healthz_s_during_async_median']} s)",
+                    "target": "~1 s (the loop is blocked)",
+                    "met": None,
+                }
+            )
     s2 = results.get("2_gateway_overhead")
     if s2:
         out.append(

@@ -5,7 +5,10 @@ Each function takes base URLs of services already running and returns plain dict
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import statistics
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -37,7 +40,40 @@ def cycling_get(client: aiohttp.ClientSession, urls: Iterable[str], seen: Counte
     return call
 
 
-async def handler_styles(io: str, *, sync_cap: int, blocking_cap: int) -> dict[str, Any]:
+async def health_while(client: aiohttp.ClientSession, io: str, path: str) -> float:
+    """Seconds ``/healthz`` on io takes while one ``path`` request is in flight on the same worker."""
+
+    async def slow() -> None:
+        async with client.get(f"{io}{path}", headers=HEADERS) as resp:
+            await resp.read()
+
+    task = asyncio.create_task(slow())
+    await asyncio.sleep(0.2)  # let the slow request reach its handler
+    start = time.perf_counter()
+    async with client.get(f"{io}/healthz") as resp:
+        await resp.read()
+    elapsed = time.perf_counter() - start
+    await task
+    return round(elapsed, 3)
+
+
+async def through_gateway(gateway: str, io: str) -> dict[str, Any]:
+    """Issue 3's claims: 1000 concurrent async 1 s requests through the gateway (one worker each), and
+    a blocking handler stalls the whole worker (``/healthz`` waits) where an awaiting one does not."""
+    async with session(total_timeout=300) as client:
+        cold = await burst(client, f"{gateway}/demo/async?delay=1", 1000, headers=HEADERS)
+        warm = await burst(client, f"{gateway}/demo/async?delay=1", 1000, headers=HEADERS)
+    async with session(total_timeout=30) as client:
+        during_async = [await health_while(client, io, "/demo/async?delay=1") for _ in range(3)]
+        during_blocking = [await health_while(client, io, "/demo/blocking?delay=1") for _ in range(3)]
+    return {
+        "async_1000_via_gateway": {**warm, "cold_wall_s": cold["wall_s"], "cold_errors": cold["errors"]},
+        "healthz_s_during_async_median": statistics.median(during_async),
+        "healthz_s_during_blocking_median": statistics.median(during_blocking),
+    }
+
+
+async def handler_styles(io: str, *, sync_cap: int, blocking_cap: int, gateway: str | None = None) -> dict[str, Any]:
     """Section 1: completion time of N concurrent ``?delay=1`` requests per handler style, on one io worker.
 
     ``/demo/sync`` is measured up to ``sync_cap`` and ``/demo/blocking`` at ``blocking_cap`` only (its
@@ -85,6 +121,8 @@ async def handler_styles(io: str, *, sync_cap: int, blocking_cap: int) -> dict[s
         and a1000["errors"] == 0
         and a1000["rps"] / s1000["rps"] >= GOAL_ASYNC_OVER_SYNC,
     }
+    if gateway:
+        out["via_gateway"] = await through_gateway(gateway, io)
     return out
 
 

@@ -29,8 +29,8 @@ up: venv ## Start gateway, io, compute and the video worker as local processes (
 test: lint unit ## Lint (ruff, with the ASYNC rules) and run every test against 127.0.0.1 Postgres and Redis
 
 lint: venv
-	$(BIN)/ruff check services loadtests infra
-	$(BIN)/ruff format --check services loadtests infra
+	$(BIN)/ruff check services loadtests infra charts
+	$(BIN)/ruff format --check services loadtests infra charts
 
 unit: venv
 	$(BIN)/pytest

@@ -75,6 +75,8 @@ def test_grace_period_covers_prestop_and_graceful_shutdown(rendered: chart.Rende
     if component == "video-worker":
         values = chart.merge({"videoWorker": {"longestJobSeconds": 600}}, rendered.values)
         assert grace >= sleep + values["videoWorker"]["longestJobSeconds"]
+        # The worker's own hard limit ends a job before the kubelet's SIGKILL would.
+        assert sleep + int(env["PANORAMA_VIDEO_TIME_LIMIT"]) < grace
     else:
         assert sleep + int(env["PANORAMA_GRACEFUL_TIMEOUT"]) < grace
 
@@ -130,3 +132,23 @@ def test_secrets_reach_the_pods_only_through_secret_refs(rendered: chart.Rendere
         text = str(configmap["data"])
         assert "PASSWORD" not in text
         assert "API_KEYS" not in text
+
+
+@pytest.mark.parametrize("longest", [60, 600, 7200])
+def test_worker_time_limits_follow_the_longest_job_and_pass_its_own_validation(longest: int) -> None:
+    from panorama.video_worker.settings import WorkerSettings
+
+    values = chart.merge(
+        chart.load_values([chart.ci_values_files()[0]]), {"videoWorker": {"longestJobSeconds": longest}}
+    )
+    rendered = chart.render(values)
+    deployment = rendered.get("Deployment", "panorama-video-worker")
+    env = chart.container_env(rendered, deployment)
+    assert int(env["PANORAMA_VIDEO_TIME_LIMIT"]) == longest
+    assert int(env["PANORAMA_VIDEO_SOFT_TIME_LIMIT"]) < longest < int(env["PANORAMA_VISIBILITY_TIMEOUT"])
+    settings = WorkerSettings(
+        video_soft_time_limit=int(env["PANORAMA_VIDEO_SOFT_TIME_LIMIT"]),
+        video_time_limit=int(env["PANORAMA_VIDEO_TIME_LIMIT"]),
+        visibility_timeout=int(env["PANORAMA_VISIBILITY_TIMEOUT"]),
+    )
+    assert settings.video_time_limit == longest

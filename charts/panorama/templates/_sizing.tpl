@@ -100,6 +100,13 @@ PANORAMA_CPU_LIMIT: {{ $plan.cpuLimit | toString | quote }}
 WEB_CONCURRENCY: {{ $plan.workers | int | toString | quote }}
 {{- else }}
 PANORAMA_CELERY_CONCURRENCY: {{ $plan.celeryConcurrency | int | toString | quote }}
+{{- /* The worker's own limits follow longestJobSeconds, which also sets its grace period: a job
+     that outlives them is stopped (soft) or killed (hard) before the kubelet's SIGKILL, and Redis
+     redelivers an unacked job only after both. */}}
+{{- $longest := int .root.Values.videoWorker.longestJobSeconds }}
+PANORAMA_VIDEO_SOFT_TIME_LIMIT: {{ sub $longest 30 | toString | quote }}
+PANORAMA_VIDEO_TIME_LIMIT: {{ $longest | toString | quote }}
+PANORAMA_VISIBILITY_TIMEOUT: {{ add $longest 300 | toString | quote }}
 {{- end }}
 {{- if $plan.database }}
 PANORAMA_REPLICAS: {{ $plan.replicas | int | toString | quote }}

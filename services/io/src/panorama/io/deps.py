@@ -31,19 +31,19 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             log.warning("closing a session on a broken connection failed: %s", type(exc).__name__)
 
 
-def get_settings(request: Request) -> IoSettings:
+async def get_settings(request: Request) -> IoSettings:
     return request.app.state.settings
 
 
-def get_cache(request: Request) -> Cache:
+async def get_cache(request: Request) -> Cache:
     return request.app.state.cache
 
 
-def get_outbound(request: Request) -> OutboundClient:
+async def get_outbound(request: Request) -> OutboundClient:
     return request.app.state.outbound
 
 
-def get_sync_engine(request: Request) -> Engine:
+async def get_sync_engine(request: Request) -> Engine:
     return request.app.state.sync_engine
 
 

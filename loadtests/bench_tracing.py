@@ -121,11 +121,14 @@ async def drive(url: str, seconds: float) -> dict[str, float]:
     return {"rps": done / elapsed, "errors": errors}
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def run(quick: bool = False, ratio: float | None = None) -> dict[str, Any]:
+    """``ratio`` None: every trace sampled (the worst case); else the production sampler at that ratio."""
     rounds, seconds = (3, 3.0) if quick else (6, 8.0)
     with tempfile.TemporaryDirectory(prefix="bench-tracing-") as tmp, NullCollector() as collector:
         workdir = Path(tmp)
         traced_env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint, "OTEL_TRACES_SAMPLER": "always_on"}
+        if ratio is not None:
+            traced_env |= {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": str(ratio)}
         with stack("off", workdir, {}) as off_url, stack("on", workdir, traced_env) as on_url:
             for url in (off_url, on_url):  # warm-up: connections, first imports, JIT-free but cache-warm
                 asyncio.run(drive(url, 1.0))
@@ -143,6 +146,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     ratios = [r["on"] / r["off"] for r in per_round]
     return {
         "route": f"GET {PATH} through gateway -> io, concurrency {CONCURRENCY}, 1 worker each",
+        "sampler": "always_on" if ratio is None else f"parentbased_traceidratio {ratio:g}",
         "rounds": rounds,
         "round_seconds": seconds,
         "rps_off_median": round(off, 1),
@@ -157,6 +161,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 def print_table(result: dict[str, Any]) -> None:
     print(f"{result['route']}; {result['rounds']} alternating rounds of {result['round_seconds']}s")
+    print(f"  sampler       {result['sampler']}")
     print(f"  tracing off   {result['rps_off_median']:8.1f} req/s (median)")
     print(f"  tracing on    {result['rps_on_median']:8.1f} req/s (median)")
     print(f"  on/off ratio  {result['ratio_on_off_median']:8.3f}  (overhead {result['overhead_percent']}%)")
@@ -167,8 +172,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
     parser.add_argument("--out", type=Path, help="write the JSON here instead of stdout")
+    parser.add_argument("--ratio", type=float, help="sample this share of traces (default: every trace)")
     args = parser.parse_args()
-    result = run(quick=args.quick)
+    result = run(quick=args.quick, ratio=args.ratio)
     print_table(result)
     text = json.dumps(result, indent=2)
     if args.out:

@@ -382,7 +382,11 @@ def test_slow_io_is_504_at_the_budget_without_piling_up_connections_or_threads(
             fast = client.get("/demo/async", params={"delay": 0})
     assert {o.status for o in slow} == {504}, {o.status for o in slow}
     assert all(BUDGET - 0.2 < o.elapsed < BUDGET + 1 for o in slow), sorted(o.elapsed for o in slow)[-3:]
-    # The gateway's sockets to io never outnumber its pool; io borrows no more threads than it has tokens.
-    assert 0 < peak["connections"] <= connections, peak
+    # No pile-up: the gateway's sockets to io stay bounded by its pool. A connection abandoned at the
+    # budget leaves the pool at once but its socket closes on a later loop turn, so a whole pool timing
+    # out together can show pool + pool sockets for a moment (seen in CI: 8 for a pool of 4). Without
+    # the connector's limit every abandoned call keeps its socket (12 here, one per load thread).
+    assert 0 < peak["connections"] <= 2 * connections, peak
+    # io borrows no more threads than it has tokens.
     assert 0 < peak["threads"] <= thread_tokens, (peak, thread_tokens)
     assert fast.status_code == 200, fast.text

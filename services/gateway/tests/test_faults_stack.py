@@ -7,11 +7,8 @@ the shared Postgres and Redis are never touched. Each test bounds its own run ti
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,9 +17,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
-from panorama.core.testing import ServiceProcess, free_port, gunicorn_command, running
+from panorama.core.testing import (
+    ServiceProcess,
+    ThrowawayPostgres,
+    ThrowawayRedis,
+    free_port,
+    gunicorn_command,
+    running,
+)
 from panorama.io import migrate
 
 pytestmark = pytest.mark.slow
@@ -31,63 +34,6 @@ API_KEY = "faults-suite-key-0123456789"
 HEADERS = {"X-API-Key": API_KEY}
 # The gateway's per-route budget in these tests; no request may take longer than this (+ slack).
 BUDGET = 3.0
-
-
-class ThrowawayPostgres:
-    """A Postgres cluster of the test's own on a free port (initdb refuses root: run it as postgres)."""
-
-    def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="panorama-faults-pg-"))
-        self.root.chmod(0o755)
-        self.data = self.root / "data"
-        self.port = free_port()
-        self.url = f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
-        self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-
-    def _run(self, *args: str) -> None:
-        subprocess.run([*self.prefix, *args], check=True, capture_output=True, timeout=60)
-
-    def init(self) -> ThrowawayPostgres:
-        if self.prefix:
-            shutil.chown(self.root, "postgres", "postgres")
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--no-sync")
-        return self
-
-    def start(self) -> None:
-        opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off"
-        self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.root / "log"), "-w", "-t", "30", "start")
-
-    def stop(self) -> None:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-    def remove(self) -> None:
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-class ThrowawayRedis:
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> ThrowawayRedis:
-        cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(redis.ConnectionError):
-                if redis.Redis(port=self.port, socket_timeout=0.5).ping():
-                    return self
-            time.sleep(0.05)
-        raise TimeoutError(f"redis-server on port {self.port} did not start")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 @dataclass
@@ -180,8 +126,6 @@ def files_under(root: Path) -> list[str]:
 
 @contextlib.contextmanager
 def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
-    if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
-        raise RuntimeError("initdb/pg_ctl are not installed")
     server = ThrowawayPostgres().init()
     try:
         server.start()

@@ -7,10 +7,6 @@ Postgres cluster (initdb into a tmp dir) on a free port and stop that.
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -18,10 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 from fastapi import FastAPI
 
-from panorama.core.testing import free_port
+from panorama.core.testing import ThrowawayPostgres, ThrowawayRedis
 from panorama.io import migrate
 from panorama.io.app import create_app
 from panorama.io.settings import IoSettings
@@ -64,84 +59,15 @@ def new_email() -> Callable[..., str]:
     return unique_email
 
 
-class ThrowawayRedis:
-    """A redis-server of this test's own on a free port, without persistence."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(redis.ConnectionError):
-                if redis.Redis(port=self.port, socket_timeout=0.5).ping():
-                    return
-            time.sleep(0.05)
-        raise TimeoutError(f"redis-server on port {self.port} did not start")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
 @pytest.fixture
 def throwaway_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is not installed")
-    server = ThrowawayRedis(tmp_path)
-    server.start()
+    server = ThrowawayRedis(tmp_path).start()
     yield server
     server.kill()
 
 
-class ThrowawayPostgres:
-    """A Postgres cluster of this test's own (initdb + pg_ctl) on a free port in a tmp dir."""
-
-    def __init__(self, root: Path) -> None:
-        self.port = free_port()
-        self.root = root
-        self.data = root / "data"
-        self.url = f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
-        # initdb refuses to run as root; run the server as the postgres user then.
-        self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-
-    def _run(self, *args: str) -> None:
-        subprocess.run([*self.prefix, *args], check=True, capture_output=True, timeout=60)
-
-    def init(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        if self.prefix:
-            shutil.chown(self.root, "postgres", "postgres")
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--no-sync")
-
-    def start(self) -> None:
-        opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off"
-        self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.root / "log"), "-w", "-t", "30", "start")
-
-    def stop(self) -> None:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-
 @pytest.fixture
 def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
-    if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
-        pytest.fail("initdb/pg_ctl are not installed")
-    # Not pytest's tmp_path: that is private to root (0700), and the server may run as postgres;
-    # a short path also keeps the socket's path under its 107-byte limit.
-    root = Path(tempfile.mkdtemp(prefix="panorama-pg-"))
-    root.chmod(0o755)
-    server = ThrowawayPostgres(root / "cluster")
-    try:
-        server.init()
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    server = ThrowawayPostgres().init().start()
+    yield server
+    server.remove()

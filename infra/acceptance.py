@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +69,21 @@ def shift_ports(text: str, offset: int) -> str:
     return text
 
 
-def workload(rendered: chart.Rendered, kind: str, name: str, offset: int) -> tuple[list[str], dict[str, str]]:
+@dataclass(frozen=True)
+class Workload:
+    command: list[str]
+    env: dict[str, str]
+    scratch: list[str]  # mount paths of the pod's emptyDir volumes: tmpfs in the container
+
+
+def workload(rendered: chart.Rendered, kind: str, name: str, offset: int) -> Workload:
     obj = rendered.get(kind, name)
-    container = obj["spec"]["template"]["spec"]["containers"][0]
+    pod = obj["spec"]["template"]["spec"]
+    container = pod["containers"][0]
     env = {k: shift_ports(v, offset) for k, v in chart.container_env(rendered, obj).items()}
-    return [shift_ports(c, offset) for c in container["command"]], env
+    empty_dirs = {v["name"] for v in pod.get("volumes", []) if "emptyDir" in v}
+    scratch = [m["mountPath"] for m in container.get("volumeMounts", []) if m["name"] in empty_dirs]
+    return Workload([shift_ports(c, offset) for c in container["command"]], env, scratch)
 
 
 def probe_command(rendered: chart.Rendered, name: str, probe: str) -> list[str]:
@@ -80,10 +91,13 @@ def probe_command(rendered: chart.Rendered, name: str, probe: str) -> list[str]:
     return container[probe]["exec"]["command"]
 
 
-def run_args(name: str, image: str, command: list[str], env: dict[str, str], storage: Path | None) -> list[str]:
-    """`podman run` flags that mirror the pod: host names, env, read-only root, no capabilities."""
-    # /tmp is the pod's emptyDir, a tmpfs inside the container.
-    args = ["--name", name, "--network", "host", "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL"]  # noqa: S108
+def run_args(name: str, image: str, work: Workload, storage: Path | None) -> list[str]:
+    """`podman run` flags that mirror the pod: host names, env, read-only root, its emptyDirs as tmpfs,
+    no capabilities."""
+    command, env = work.command, work.env
+    args = ["--name", name, "--network", "host", "--read-only", "--cap-drop", "ALL"]
+    for path in work.scratch or ["/tmp"]:  # noqa: S108 - the pod's own scratch dirs
+        args += ["--tmpfs", f"{path}:rw,mode=1777"]
     args += ["--security-opt", "no-new-privileges", "--user", "10001:0"]
     for host in HOSTS:
         args += ["--add-host", f"{host}:127.0.0.1"]
@@ -169,20 +183,20 @@ def run(tag: str = "ci", port_offset: int = 0, redis_db: int = 15, timeout: floa
         subprocess.run(["chown", "10001:0", str(storage)], check=True)
         rendered = chart.render(acceptance_values(database, redis_db))
         try:
-            command, env = workload(rendered, "Job", "panorama-migrate", port_offset)
+            work = workload(rendered, "Job", "panorama-migrate", port_offset)
             migrate = podman(
                 "run",
                 "--rm",
-                *run_args(f"accept-migrate-{suffix}", images.image_name("io", tag), command, env, None)[2:],
+                *run_args(f"accept-migrate-{suffix}", images.image_name("io", tag), work, None)[2:],
                 check=False,
             )
             assert migrate.returncode == 0, f"migration failed:\n{migrate.stdout}\n{migrate.stderr}"
 
             for component in ("io", "compute", "gateway", "video-worker"):
-                command, env = workload(rendered, "Deployment", f"panorama-{component}", port_offset)
+                work = workload(rendered, "Deployment", f"panorama-{component}", port_offset)
                 name = f"accept-{component}-{suffix}"
                 mount = storage if component in ("gateway", "video-worker") else None
-                podman("run", "-d", *run_args(name, images.image_name(component, tag), command, env, mount))
+                podman("run", "-d", *run_args(name, images.image_name(component, tag), work, mount))
                 started.append(name)
 
             for port in HTTP_PORTS.values():

@@ -74,6 +74,8 @@ def celery_config(redis_url: str | None, state_dir: Path, *, visibility_timeout:
             "data_folder_in": str(folder / "in"),
             "data_folder_out": str(folder / "in"),
             "processed_folder": str(folder / "processed"),
+            # kombu's default is ./control, relative to wherever the process happens to start.
+            "control_folder": str(folder / "control"),
             "store_processed": False,
         }
         config["result_backend"] = f"file://{folder / 'results'}"

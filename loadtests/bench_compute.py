@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import statistics
 import sys
@@ -31,6 +30,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+from lib.output import emit
 
 from panorama.compute.child import sum_below
 from panorama.core.cpu import affinity_cpus
@@ -233,11 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = run(quick=args.quick)
     print(_table(result), file=sys.stderr)
-    text = json.dumps(result, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n")
-    else:
-        print(text)
+    emit(result, args.out)
     return 0
 
 

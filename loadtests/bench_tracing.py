@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import statistics
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from lib.output import emit
 
 from panorama.core.testing import free_port, gunicorn_command, running
 
@@ -176,11 +176,7 @@ def main() -> int:
     args = parser.parse_args()
     result = run(quick=args.quick, ratio=args.ratio)
     print_table(result)
-    text = json.dumps(result, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n")
-    else:
-        print(text)
+    emit(result, args.out)
     return 0
 
 

@@ -15,7 +15,6 @@ makes a 720p test pattern with ffmpeg, then in one run:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -28,6 +27,7 @@ from typing import Any
 
 from celery import Celery
 from celery.result import AsyncResult
+from lib.output import emit
 from lib.stack import redis_server
 
 from panorama.core.queue import PROCESS_VIDEO_TASK, StorageLayout, celery_config, ensure_queue_dirs
@@ -203,11 +203,7 @@ def main() -> int:
     print(f"video worker bench: {result['clip']}, {result['transport']} transport", file=sys.stderr)
     for name, value in rows:
         print(f"  {name:<42} {value}", file=sys.stderr)
-    text = json.dumps(result, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n")
-    else:
-        print(text)
+    emit(result, args.out)
     return 0
 
 

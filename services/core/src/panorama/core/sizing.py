@@ -102,34 +102,22 @@ def plan(
     why.append(f"process pool = {process_pool_size} per worker: {cores} core(s) // {workers} worker(s)")
     why.append(f"celery concurrency = {cores}: one ffmpeg at a time per core")
     thread_tokens = max(1, sync_pool_size)
-    if not database:
+    budget = max_connections - reserved_connections
+    if database:
+        why.append(f"thread tokens = {thread_tokens}: equal to the sync pool, so no thread waits for a connection")
+    else:
         why.append(f"thread tokens = {thread_tokens} (PANORAMA_SYNC_POOL_SIZE); no database, so no connections")
-        return Plan(
-            cpu_limit=cpu_limit,
-            replicas=replicas,
-            workers=workers,
-            process_pool_size=process_pool_size,
-            celery_concurrency=cores,
-            thread_tokens=thread_tokens,
-            db_pool_size=0,
-            db_max_overflow=0,
-            sync_pool_size=0,
-            connections_per_worker=0,
-            connections_total=0,
-            connection_budget=max_connections - reserved_connections,
-            explanation=tuple(why),
-        )
-    why.append(f"thread tokens = {thread_tokens}: equal to the sync pool, so no thread waits for a connection")
+        pool_size = max_overflow = sync_pool_size = 0
 
     per_worker = pool_size + max_overflow + sync_pool_size
     total = replicas * workers * per_worker
-    budget = max_connections - reserved_connections
-    why.append(
-        f"connections = {replicas} replica(s) x {workers} worker(s) x "
-        f"({pool_size} pool + {max_overflow} overflow + {sync_pool_size} sync) = {total} "
-        f"of a budget of {budget} ({max_connections} max_connections - {reserved_connections} reserved)"
-    )
-    if total > budget:
+    if database:
+        why.append(
+            f"connections = {replicas} replica(s) x {workers} worker(s) x "
+            f"({pool_size} pool + {max_overflow} overflow + {sync_pool_size} sync) = {total} "
+            f"of a budget of {budget} ({max_connections} max_connections - {reserved_connections} reserved)"
+        )
+    if database and total > budget:
         raise PlanError(
             f"the plan needs {total} database connections but the budget is {budget} "
             f"(max_connections {max_connections} - reserved {reserved_connections}): over by "

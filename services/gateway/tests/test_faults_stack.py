@@ -237,37 +237,33 @@ def test_postgres_restart_under_load_is_503_then_recovers_without_restarting_io(
 def test_redis_stopped_reads_come_from_the_database_and_uploads_are_refused_leaving_nothing(
     tmp_path: Path, postgres: ThrowawayPostgres
 ) -> None:
-    cache = ThrowawayRedis(tmp_path).start()
     clip = make_clip(tmp_path / "clip.mp4")
-    try:
-        with stack(tmp_path, postgres.url, cache.url) as s, s.client() as client:
-            user = new_user(client)
-            assert client.get(f"/users/{user['id']}").status_code == 200
-            assert client.get(f"/users/{user['id']}").headers["x-cache"] == "hit"
-            before = files_under(s.storage)
+    with ThrowawayRedis(tmp_path) as cache, stack(tmp_path, postgres.url, cache.url) as s, s.client() as client:
+        user = new_user(client)
+        assert client.get(f"/users/{user['id']}").status_code == 200
+        assert client.get(f"/users/{user['id']}").headers["x-cache"] == "hit"
+        before = files_under(s.storage)
 
-            cache.kill()
-            start = time.monotonic()
-            read = client.get(f"/users/{user['id']}")
-            assert read.status_code == 200, read.text
-            assert read.json() == user
-            assert read.headers["x-cache"] == "bypass"
-            assert time.monotonic() - start < BUDGET
-
-            start = time.monotonic()
-            with clip.open("rb") as body:
-                upload = client.post("/upload-video", files={"file": ("clip.mp4", body, "video/mp4")})
-            assert upload.status_code == 503, upload.text
-            assert upload.headers["content-type"] == "application/problem+json"
-            assert time.monotonic() - start < 15
-            # The refusal must come from the publish itself (not a limiter or probe in front of it): by
-            # then the upload has been moved to uploads/, and only the clean-up after the failed
-            # publish (jobs.py: source.unlink) leaves nothing behind.
-            assert upload.json()["detail"] == "the job queue is unavailable (enqueue: OperationalError)"
-            assert upload.headers["retry-after"] == "2"
-            assert files_under(s.storage) == before
-    finally:
         cache.kill()
+        start = time.monotonic()
+        read = client.get(f"/users/{user['id']}")
+        assert read.status_code == 200, read.text
+        assert read.json() == user
+        assert read.headers["x-cache"] == "bypass"
+        assert time.monotonic() - start < BUDGET
+
+        start = time.monotonic()
+        with clip.open("rb") as body:
+            upload = client.post("/upload-video", files={"file": ("clip.mp4", body, "video/mp4")})
+        assert upload.status_code == 503, upload.text
+        assert upload.headers["content-type"] == "application/problem+json"
+        assert time.monotonic() - start < 15
+        # The refusal must come from the publish itself (not a limiter or probe in front of it): by
+        # then the upload has been moved to uploads/, and only the clean-up after the failed
+        # publish (jobs.py: source.unlink) leaves nothing behind.
+        assert upload.json()["detail"] == "the job queue is unavailable (enqueue: OperationalError)"
+        assert upload.headers["retry-after"] == "2"
+        assert files_under(s.storage) == before
 
 
 def test_killed_io_is_503_at_the_gateway_then_served_again_when_it_returns(

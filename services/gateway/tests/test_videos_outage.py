@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,10 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from panorama.core.queue import StorageLayout
-from panorama.core.testing import free_port, gunicorn_command, running
+from panorama.core.testing import ThrowawayRedis, free_port, gunicorn_command, running
 
 pytestmark = pytest.mark.slow
 
@@ -30,31 +28,17 @@ QUICK = 15.0
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    port = free_port()
-    cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            redis.Redis.from_url(url, socket_timeout=1).ping()
-            break
-        except redis.ConnectionError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-    yield url, proc
-    os.kill(proc.pid, signal.SIGCONT)
-    proc.kill()
-    proc.wait(10)
+def own_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
+    with ThrowawayRedis(tmp_path) as server:
+        yield server
 
 
 @pytest.fixture
-def gateway(tmp_path: Path, own_redis: tuple[str, subprocess.Popen]) -> Iterator[tuple[str, Path]]:
+def gateway(tmp_path: Path, own_redis: ThrowawayRedis) -> Iterator[tuple[str, Path]]:
     port = free_port()
     storage = tmp_path / "storage"
     env = {
-        "PANORAMA_REDIS_URL": own_redis[0],
+        "PANORAMA_REDIS_URL": own_redis.url,
         "PANORAMA_STORAGE_DIR": str(storage),
         "PANORAMA_STATE_DIR": str(tmp_path / "state"),
         "PANORAMA_API_KEYS": API_KEY,
@@ -77,14 +61,14 @@ def readiness(url: str) -> tuple[int, dict, float]:
     return response.status_code, response.json()["checks"], time.monotonic() - start
 
 
-def test_task_status_is_503_quickly_when_redis_hangs(gateway: tuple[str, Path], own_redis) -> None:
+def test_task_status_is_503_quickly_when_redis_hangs(gateway: tuple[str, Path], own_redis: ThrowawayRedis) -> None:
     url, storage = gateway
     job_id = uuid.uuid4().hex
     # A job the gateway knows (its record exists) whose state only the result backend holds.
     (StorageLayout(storage).record(job_id)).write_text(json.dumps({"job_id": job_id}))
     with httpx.Client(base_url=url, headers={"X-API-Key": API_KEY}, timeout=60) as client:
         assert client.get(f"/task/{job_id}").json()["status"] == "PENDING"
-        os.kill(own_redis[1].pid, signal.SIGSTOP)
+        os.kill(own_redis.proc.pid, signal.SIGSTOP)
         start = time.monotonic()
         response = client.get(f"/task/{job_id}")
         elapsed = time.monotonic() - start
@@ -94,18 +78,18 @@ def test_task_status_is_503_quickly_when_redis_hangs(gateway: tuple[str, Path], 
     assert elapsed < QUICK, f"503 took {elapsed:.1f}s"
 
 
-def test_readiness_reports_redis_and_storage(gateway: tuple[str, Path], own_redis) -> None:
+def test_readiness_reports_redis_and_storage(gateway: tuple[str, Path], own_redis: ThrowawayRedis) -> None:
     url, storage = gateway
     _, checks, _ = readiness(url)
     assert checks["redis"]["ok"] is True, checks
     assert checks["storage"]["ok"] is True, checks
 
-    os.kill(own_redis[1].pid, signal.SIGSTOP)
+    os.kill(own_redis.proc.pid, signal.SIGSTOP)
     status, checks, elapsed = readiness(url)
     assert status == 503
     assert checks["redis"]["ok"] is False
     assert elapsed < QUICK
-    os.kill(own_redis[1].pid, signal.SIGCONT)
+    os.kill(own_redis.proc.pid, signal.SIGCONT)
 
     storage.rename(storage.with_name("storage-gone"))  # the volume is not mounted
     _, checks, _ = readiness(url)

@@ -61,9 +61,8 @@ def new_email() -> Callable[..., str]:
 
 @pytest.fixture
 def throwaway_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
-    server = ThrowawayRedis(tmp_path).start()
-    yield server
-    server.kill()
+    with ThrowawayRedis(tmp_path) as server:
+        yield server
 
 
 @pytest.fixture

@@ -270,7 +270,12 @@ class ThrowawayPostgres:
 
 
 class ThrowawayRedis:
-    """A redis-server of a test's own on a free port, without persistence: the shared one is never stopped."""
+    """A redis-server of a test's own on a free port, without persistence: the shared one is never stopped.
+
+    Use it as a context manager: the process is reaped on every way out, a failed start included.
+    An unreaped ``Popen`` is otherwise collected later, in whichever test runs then, as an
+    unraisable "subprocess is still running" ResourceWarning (an error under ``-W error``).
+    """
 
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()
@@ -283,15 +288,38 @@ class ThrowawayRedis:
             raise RuntimeError("redis-server is not on PATH")
         cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            time.sleep(0.05)
-        raise TimeoutError(f"redis-server on port {self.port} did not start")
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"redis-server on port {self.port} exited with {self.proc.returncode}")
+                if self._pong():
+                    return self
+                time.sleep(0.05)
+            raise TimeoutError(f"redis-server on port {self.port} did not start")
+        except BaseException:
+            self.kill()
+            raise
+
+    def _pong(self) -> bool:
+        # A PING, not a bare connect: whatever else holds the port must not pass for our server.
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+        return False
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+        """SIGKILL (after SIGCONT, in case a test froze it) and reap; safe to call more than once."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGCONT)
+                self.proc.kill()
+        self.proc.wait(10)
+
+    def __enter__(self) -> ThrowawayRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()

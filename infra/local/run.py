@@ -20,6 +20,8 @@ from pathlib import Path
 
 from honcho.manager import Manager
 
+from panorama.video_worker import tools
+
 ROOT = Path(__file__).resolve().parents[2]
 STATE = ROOT / ".panorama"
 PY = shlex.quote(sys.executable)
@@ -95,7 +97,21 @@ def local_tracing(environ: dict[str, str]) -> dict[str, str]:
     return {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}
 
 
+def video_tools(environ: dict[str, str]) -> bool:
+    """The worker's own check, before anything starts: it would refuse to start without ffmpeg/ffprobe."""
+    try:
+        found = tools.resolve(environ)
+    except tools.ToolsMissing as exc:
+        print(f"\n!! {exc}\nNothing started.\n", file=sys.stderr, flush=True)
+        return False
+    for tool in found.values():
+        print(f"{tool.name} {tool.version}: {tool.path} (from {tool.source})", flush=True)
+    return True
+
+
 def main() -> int:
+    if not video_tools(dict(os.environ)):
+        return tools.EXIT_NO_TOOLS
     STATE.mkdir(exist_ok=True)
     key = api_key()
     env = {

@@ -9,14 +9,15 @@ is never handed to a second worker. Concurrency comes from the CPU limit, one ff
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init, worker_process_shutdown
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown, worker_ready
 
 from panorama.core.process import after_fork
 from panorama.core.queue import StorageLayout, celery_config, ensure_queue_dirs
-from panorama.video_worker import observability, tasks
+from panorama.video_worker import observability, tasks, tools
 from panorama.video_worker.settings import WorkerSettings
 
 
@@ -48,9 +49,20 @@ app = create_celery()
 @worker_init.connect
 def _prepare_storage(**_: Any) -> None:
     settings: WorkerSettings = app.conf.panorama_settings
+    # Before the pool forks: every child inherits the choice, and no job ever meets a missing binary.
+    try:
+        tools.prepare()
+    except tools.ToolsMissing as exc:
+        print(f"video-worker: not starting: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(tools.EXIT_NO_TOOLS) from None
     ensure_queue_dirs(settings.state_dir)
     StorageLayout(settings.storage_dir).ensure()
     observability.start_metrics_server(settings)
+
+
+@worker_ready.connect
+def _report_tools(**_: Any) -> None:
+    tools.log_resolved()
 
 
 @worker_process_init.connect

@@ -23,5 +23,12 @@ class TranscodeTimeout(VideoError):
     """The transcode ran past the soft time limit and was stopped."""
 
 
+class ToolFailed(VideoError):
+    """The worker's own ffmpeg or ffprobe is missing or does not run: named, never a bare errno.
+
+    Not the upload's fault, and not retried: another try on the same worker would fail the same way.
+    """
+
+
 class TransientError(Exception):
     """Worth another try later: storage hiccups, ffmpeg killed from outside."""

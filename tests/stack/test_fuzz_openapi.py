@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi import checks as openapi_checks
 
 from panorama.core.internal import INTERNAL_TOKEN_HEADER
-from panorama.core.testing import free_port, gunicorn_command, running
 from panorama.io import migrate
+from panorama.testing import free_port, gunicorn_command, running
 
 pytestmark = pytest.mark.slow
 

@@ -4,9 +4,9 @@ import httpx
 import pytest
 from aiohttp import web
 
-from panorama.core.testing import free_port
 from panorama.gateway.app import create_app
 from panorama.gateway.settings import GatewaySettings
+from panorama.testing import free_port
 
 KEY = "security-test-key-0123456789"
 TOKEN = "internal-token-0123456789abcdef"

@@ -10,8 +10,8 @@ import pytest
 from aiohttp import web
 
 from panorama.core.errors import Problem
-from panorama.core.testing import free_port
 from panorama.gateway.upstream import Upstream
+from panorama.testing import free_port
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from panorama.core.queue import StorageLayout
-from panorama.core.testing import free_port, gunicorn_command, running
+from panorama.testing import free_port, gunicorn_command, running
 
 pytestmark = pytest.mark.slow
 

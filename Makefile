@@ -10,7 +10,7 @@ DEV_PACKAGES := testing
 UV_PIP = $(BIN)/uv pip $(1) --python $(BIN)/python
 COMPILE := $(BIN)/uv pip compile --quiet --python-version 3.11 --generate-hashes --no-emit-package panorama-core --no-header
 
-.PHONY: help venv up test lint unit lock bench images render deploy clean
+.PHONY: help venv up test test-fast lint unit unit-fast lock bench images render deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -34,8 +34,13 @@ lint: venv
 	$(BIN)/ruff check services testing tests loadtests infra charts
 	$(BIN)/ruff format --check services testing tests loadtests infra charts
 
+test-fast: lint unit-fast ## Lint and run each service's own tests, without the whole-stack tests under tests/stack
+
 unit: venv
 	$(BIN)/pytest
+
+unit-fast: venv
+	$(BIN)/pytest --ignore=tests/stack
 
 lock: venv ## Recompile the pinned, hashed requirements from the pyproject.toml files
 	$(COMPILE) requirements/bootstrap.in -o requirements/bootstrap.txt

@@ -19,7 +19,7 @@ async def fake_io() -> tuple[str, list[dict[str, str]]]:
 
     async def echo(request: web.Request) -> web.Response:
         seen.append({k.lower(): v for k, v in request.headers.items()})
-        return web.json_response({"value": "v"})
+        return web.json_response({"key": request.match_info["key"], "value": "v"})  # a CachedValue, as io answers
 
     app = web.Application()
     app.router.add_get("/cached/{key}", echo)

@@ -5,20 +5,22 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SERVICES := core gateway io compute video_worker
 HTTP_SERVICES := gateway io compute
+# Dev-only packages: installed in the venv for tests and benchmarks, never in an image.
+DEV_PACKAGES := testing
 UV_PIP = $(BIN)/uv pip $(1) --python $(BIN)/python
 COMPILE := $(BIN)/uv pip compile --quiet --python-version 3.11 --generate-hashes --no-emit-package panorama-core --no-header
 
-.PHONY: help venv up test lint unit lock bench images render deploy clean
+.PHONY: help venv up test test-fast lint unit unit-fast lock bench images render deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
-$(VENV)/.installed: requirements/bootstrap.txt requirements/dev.txt $(foreach s,$(SERVICES),services/$(s)/pyproject.toml)
+$(VENV)/.installed: requirements/bootstrap.txt requirements/dev.txt $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) $(foreach p,$(DEV_PACKAGES),$(p)/pyproject.toml)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@# pip installs only uv (pinned, hashed); uv installs the rest in seconds instead of a minute.
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/bootstrap.txt
 	$(call UV_PIP,install) --quiet --require-hashes --no-deps -r requirements/dev.txt
-	$(call UV_PIP,install) --quiet --no-deps --no-build-isolation $(foreach s,$(SERVICES),-e services/$(s))
+	$(call UV_PIP,install) --quiet --no-deps --no-build-isolation $(foreach s,$(SERVICES),-e services/$(s)) $(foreach p,$(DEV_PACKAGES),-e $(p))
 	@touch $@
 
 venv: $(VENV)/.installed ## Create the virtual environment from the pinned requirements
@@ -29,18 +31,24 @@ up: venv ## Start gateway, io, compute and the video worker as local processes (
 test: lint unit ## Lint (ruff, with the ASYNC rules) and run every test against 127.0.0.1 Postgres and Redis
 
 lint: venv
-	$(BIN)/ruff check services loadtests infra charts
-	$(BIN)/ruff format --check services loadtests infra charts
+	$(BIN)/ruff check services testing tests loadtests infra charts
+	$(BIN)/ruff format --check services testing tests loadtests infra charts
+
+test-fast: lint unit-fast ## Lint and run each service's own tests, without the whole-stack tests under tests/stack
 
 unit: venv
 	$(BIN)/pytest
+
+unit-fast: venv
+	$(BIN)/pytest --ignore=tests/stack
 
 lock: venv ## Recompile the pinned, hashed requirements from the pyproject.toml files
 	$(COMPILE) requirements/bootstrap.in -o requirements/bootstrap.txt
 	@# One set of versions: every service resolved together first, then the dev tools and each image
 	@# constrained to that set, so the tests run the versions the images ship (infra/tests/test_versions.py).
 	$(COMPILE) $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) -o requirements/runtime.txt
-	$(COMPILE) -c requirements/runtime.txt $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) requirements/dev.in \
+	$(COMPILE) -c requirements/runtime.txt $(foreach s,$(SERVICES),services/$(s)/pyproject.toml) \
+	  $(foreach p,$(DEV_PACKAGES),$(p)/pyproject.toml) requirements/dev.in \
 	  -o requirements/dev.txt
 	@for s in $(filter-out core,$(SERVICES)); do \
 	  $(COMPILE) -c requirements/runtime.txt services/core/pyproject.toml services/$$s/pyproject.toml \

@@ -33,11 +33,13 @@ import httpx
 import psycopg
 import redis
 
+from panorama.core.contract import PORTS
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from infra import images
 from infra.deploy import chart
 
-HTTP_PORTS = {"gateway": 8000, "io": 8001, "compute": 8002}
+HTTP_PORTS = PORTS
 HOSTS = ("panorama-gateway", "panorama-io", "panorama-compute", "panorama-postgresql", "panorama-redis")
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 API_KEY = "acceptance-key-0123456789abcdef"

@@ -35,7 +35,7 @@ from lib.output import emit
 from panorama.compute.child import sum_below
 from panorama.core.cpu import affinity_cpus
 from panorama.core.looplag import percentile
-from panorama.core.testing import free_port, gunicorn_command, running
+from panorama.testing import free_port, gunicorn_command, running
 
 TASK_SECONDS = 0.1  # each request's CPU loop, calibrated on this machine
 GOAL_RATIO = 1.8

@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 from lib.output import emit
 
-from panorama.core.testing import free_port, gunicorn_command, running
+from panorama.testing import free_port, gunicorn_command, running
 
 API_KEY = "bench-tracing-key-0123456789"
 PATH = "/demo/async?delay=0"

@@ -31,7 +31,7 @@ from lib.output import emit
 from lib.stack import redis_server
 
 from panorama.core.queue import PROCESS_VIDEO_TASK, StorageLayout, celery_config, ensure_queue_dirs
-from panorama.core.testing import ServiceProcess
+from panorama.testing import ServiceProcess
 from panorama.video_worker.ffmpeg import probe, transcode_command
 
 GOAL_OVERHEAD = 0.10

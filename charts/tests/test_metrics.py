@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from infra.deploy import chart
+from panorama.core.contract import PORTS
 
-HTTP = {"gateway": 8000, "io": 8001, "compute": 8002}
+HTTP = PORTS  # the chart's "panorama.ports" must agree with the contract
 COMPONENTS = [*HTTP, "video-worker"]
 DEFAULTS = yaml.safe_load((chart.CHART_DIR / "values.yaml").read_text())
 

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from infra.deploy import chart
+from panorama.core.contract import PORTS
 
-HTTP = {"gateway": 8000, "io": 8001, "compute": 8002}
+HTTP = PORTS  # the chart's "panorama.ports" must agree with the contract
 
 
 @pytest.fixture(scope="module", params=chart.ci_values_files(), ids=lambda p: p.stem)

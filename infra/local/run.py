@@ -20,12 +20,13 @@ from pathlib import Path
 
 from honcho.manager import Manager
 
+from panorama.core.contract import PORTS
 from panorama.video_worker import tools
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE = ROOT / ".panorama"
 PY = shlex.quote(sys.executable)
-HTTP_SERVICES = {"gateway": 8000, "io": 8001, "compute": 8002}
+HTTP_SERVICES = PORTS
 
 
 def api_key() -> str:
@@ -64,9 +65,9 @@ def announce_when_ready(key: str, timeout: float = 90.0) -> None:
     print(
         "\n"
         "Panorama is up.\n"
-        "  gateway  http://127.0.0.1:8000   (docs: http://127.0.0.1:8000/docs)\n"
-        "  io       http://127.0.0.1:8001   (internal: /debug/pool, /debug/loop)\n"
-        "  compute  http://127.0.0.1:8002   (internal: /debug/pool, /debug/loop)\n"
+        f"  gateway  http://127.0.0.1:{PORTS['gateway']}   (docs: http://127.0.0.1:{PORTS['gateway']}/docs)\n"
+        f"  io       http://127.0.0.1:{PORTS['io']}   (internal: /debug/pool, /debug/loop)\n"
+        f"  compute  http://127.0.0.1:{PORTS['compute']}   (internal: /debug/pool, /debug/loop)\n"
         f"  API key  {key}\n"
         f"  try:     curl -H 'X-API-Key: {key}' -X POST localhost:8000/compute -H 'content-type: application/json' "
         "-d '{\"n\": 1000000}'\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from panorama.core.testing import free_port
+from panorama.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 
-from panorama.core.testing import ServiceProcess, free_port, gunicorn_command, running
+from panorama.testing import ServiceProcess, free_port, gunicorn_command, running
 
 PG_DSN = os.environ.get("PANORAMA_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 API_KEY = "bench-key-0123456789abcdef"

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from panorama.compute.app import create_app
 from panorama.compute.settings import ComputeSettings
-from panorama.core.testing import ServiceProcess, free_port, gunicorn_command, running
+from panorama.testing import ServiceProcess, free_port, gunicorn_command, running
 
 # Large enough that a full run takes seconds: a test that sees the core freed sooner proves the
 # task stopped itself at its deadline.

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from panorama.core.gunicorn_conf import service_name
-from panorama.core.testing import free_port, gunicorn_command, running
+from panorama.testing import free_port, gunicorn_command, running
 
 HERE = Path(__file__).parent
 

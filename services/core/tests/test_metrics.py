@@ -27,7 +27,7 @@ from panorama.core.metrics import (
 from panorama.core.service import create_service_app
 from panorama.core.settings import PanoramaSettings
 from panorama.core.telemetry import instrument_fastapi
-from panorama.core.testing import free_port, gunicorn_command, running
+from panorama.testing import free_port, gunicorn_command, running
 
 HERE = Path(__file__).parent
 

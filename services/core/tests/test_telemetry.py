@@ -23,7 +23,7 @@ from panorama.core.telemetry import (
     telemetry_enabled,
     telemetry_endpoint,
 )
-from panorama.core.testing import OtlpReceiver, free_port, gunicorn_command, running
+from panorama.testing import OtlpReceiver, free_port, gunicorn_command, running
 
 HERE = Path(__file__).parent
 OTEL_VARS = (

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from panorama.core.testing import ThrowawayRedis
+from panorama.testing import ThrowawayRedis
 
 
 def test_throwaway_redis_is_reaped_when_the_body_raises(tmp_path: Path) -> None:

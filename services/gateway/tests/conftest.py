@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from panorama.core.testing import free_port, gunicorn_command, running
 from panorama.gateway.app import create_app
 from panorama.gateway.settings import GatewaySettings
 from panorama.io import migrate
+from panorama.testing import free_port, gunicorn_command, running
 
 GATEWAY_API_KEY = "io-routes-test-key-0123456789"
 

@@ -1,8 +1,8 @@
 import pytest
 
 from panorama.core.errors import Problem
-from panorama.core.testing import free_port
 from panorama.gateway.ratelimit import RateLimiter
+from panorama.testing import free_port
 
 KEY = "rate-limit-test-key-0123456789"
 

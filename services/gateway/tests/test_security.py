@@ -4,9 +4,9 @@ import httpx
 import pytest
 from aiohttp import web
 
-from panorama.core.testing import free_port
 from panorama.gateway.app import create_app
 from panorama.gateway.settings import GatewaySettings
+from panorama.testing import free_port
 
 KEY = "security-test-key-0123456789"
 TOKEN = "internal-token-0123456789abcdef"
@@ -19,7 +19,7 @@ async def fake_io() -> tuple[str, list[dict[str, str]]]:
 
     async def echo(request: web.Request) -> web.Response:
         seen.append({k.lower(): v for k, v in request.headers.items()})
-        return web.json_response({"value": "v"})
+        return web.json_response({"key": request.match_info["key"], "value": "v"})  # a CachedValue, as io answers
 
     app = web.Application()
     app.router.add_get("/cached/{key}", echo)

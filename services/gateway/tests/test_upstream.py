@@ -8,10 +8,16 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
+from pydantic import BaseModel
 
+from panorama.core.contract import ComputeResult
 from panorama.core.errors import Problem
-from panorama.core.testing import free_port
 from panorama.gateway.upstream import Upstream
+from panorama.testing import free_port
+
+
+class Echo(BaseModel):
+    q: str
 
 
 @pytest.fixture
@@ -52,6 +58,16 @@ async def test_relay_keeps_status_body_and_useful_headers_only(upstream: Upstrea
     assert response.body == b'{"q": "v"}'
     assert response.headers["x-cache"] == "hit"
     assert "x-secret" not in response.headers
+
+
+async def test_relay_checks_a_success_body_against_the_contract(upstream: Upstream) -> None:
+    answer = await upstream.request("GET", "/ok", params={"q": "v"}, timeout=2)
+    assert answer.relay(Echo).status_code == 201  # {"q": "v"} is an Echo
+    with pytest.raises(Problem) as caught:
+        answer.relay(ComputeResult)  # ... but not a ComputeResult: the downstream broke the contract
+    assert caught.value.status == 502
+    assert "test" in caught.value.detail
+    assert "ComputeResult" in caught.value.detail
 
 
 async def test_downstream_500_becomes_502(upstream: Upstream) -> None:

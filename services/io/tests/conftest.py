@@ -16,10 +16,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from panorama.core.testing import ThrowawayPostgres, ThrowawayRedis
 from panorama.io import migrate
 from panorama.io.app import create_app
 from panorama.io.settings import IoSettings
+from panorama.testing import ThrowawayPostgres, ThrowawayRedis
 
 
 @pytest.fixture(scope="session")

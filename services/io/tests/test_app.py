@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from panorama.core.testing import free_port, gunicorn_command, running
+from panorama.testing import free_port, gunicorn_command, running
 
 APP = "panorama.io.app:create_app()"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from celery import Celery
 
 from panorama.core.queue import celery_config
-from panorama.core.testing import running
+from panorama.testing import running
 
 
 def test_worker_answers_a_celery_ping(redis_url: str, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ import redis
 from celery import Celery
 
 from panorama.core.queue import PROCESS_VIDEO_TASK, VIDEO_QUEUE, StorageLayout, celery_config
-from panorama.core.testing import ServiceProcess
+from panorama.testing import ServiceProcess
 from panorama.video_worker.journal import Journal
 
 pytestmark = pytest.mark.slow

@@ -21,7 +21,7 @@ import redis
 from celery import Celery
 
 from panorama.core.queue import PROCESS_VIDEO_TASK, StorageLayout, celery_config
-from panorama.core.testing import ServiceProcess
+from panorama.testing import ServiceProcess
 from panorama.video_worker import ffmpeg, tools
 from panorama.video_worker.errors import ToolFailed
 

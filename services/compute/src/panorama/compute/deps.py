@@ -9,8 +9,7 @@ from fastapi import Depends, Header, Request
 
 from panorama.compute.pool import Lane, ProcessLane
 from panorama.compute.settings import ComputeSettings
-
-DEADLINE_HEADER = "X-Request-Timeout"
+from panorama.core.contract import DEADLINE_HEADER
 
 
 async def get_settings(request: Request) -> ComputeSettings:

@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from panorama.core.contract import FEATURES
+
 if TYPE_CHECKING:
     import numpy as np
 
-FEATURES = 32
 HIDDEN = 256
 OUTPUTS = 8
 MODEL_NAME = f"mlp-{FEATURES}x{HIDDEN}x{HIDDEN}x{OUTPUTS}"

@@ -13,11 +13,10 @@ from typing import Any
 
 import aiohttp
 from fastapi import Response
+from pydantic import BaseModel, ValidationError
 
+from panorama.core.contract import RELAYED_HEADERS
 from panorama.core.errors import Problem
-
-# Headers worth passing back from a downstream; hop-by-hop and length headers are not.
-RELAYED_HEADERS = ("content-type", "retry-after", "location", "cache-control", "x-cache")
 
 
 class Upstream:
@@ -82,7 +81,8 @@ class Upstream:
                     method, self.base_url + path, json=json, params=params, headers=headers, data=data
                 ) as resp:
                     body = await resp.read()
-                    return UpstreamResponse(resp.status, {k.lower(): v for k, v in resp.headers.items()}, body)
+                    headers = {k.lower(): v for k, v in resp.headers.items()}
+                    return UpstreamResponse(resp.status, headers, body, self.name)
         except TimeoutError:
             raise Problem(504, f"{self.name} did not answer within {timeout:g}s", title="Upstream timeout") from None
         except aiohttp.ClientError as exc:
@@ -95,15 +95,31 @@ class Upstream:
 
 
 class UpstreamResponse:
-    __slots__ = ("body", "headers", "status")
+    __slots__ = ("body", "headers", "name", "status")
 
-    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes, name: str = "upstream") -> None:
         self.status = status
         self.headers = headers
         self.body = body
+        self.name = name
 
-    def relay(self) -> Response:
-        """The downstream's answer as the gateway's own response (status, body, useful headers)."""
+    def relay(self, model: type[BaseModel] | None = None) -> Response:
+        """The downstream's answer as the gateway's own response (status, body, useful headers).
+
+        With ``model`` (the route's ``response_model``, from ``panorama.core.contract``) a success
+        body is checked against it first: a downstream that breaks the contract is a 502 here, not
+        a body the gateway's OpenAPI does not describe.
+        """
+        if model is not None and 200 <= self.status < 300:
+            try:
+                model.model_validate_json(self.body)
+            except ValidationError as exc:
+                raise Problem(
+                    502,
+                    f"{self.name} answered a body that breaks the contract ({model.__name__}): "
+                    f"{exc.error_count()} error(s)",
+                    title="Bad Gateway",
+                ) from None
         headers = {k: self.headers[k] for k in RELAYED_HEADERS if k in self.headers and k != "content-type"}
         if self.status >= 500 and self.status not in (503, 504):
             # A downstream crash is not the caller's fault, but neither is it a bare 500 from here.

@@ -10,8 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from panorama.compute import tracing
 from panorama.compute.child import compute_task
 from panorama.compute.deps import DeadlineDep, ProcessPoolDep, SettingsDep, ThreadPoolDep
-from panorama.compute.schemas import ComputeRequest, ComputeResult
 from panorama.compute.settings import ComputeSettings
+from panorama.core.contract import ComputeRequest, ComputeResult
 
 router = APIRouter(tags=["compute"])
 PoolName = Literal["process", "thread"]

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from panorama.compute.child import sum_below
 from panorama.compute.deps import SettingsDep
 from panorama.compute.routes.compute import check_n
-from panorama.compute.schemas import ComputeRequest, ComputeResult
+from panorama.core.contract import ComputeRequest, ComputeResult
 
 router = APIRouter(prefix="/demo", tags=["demo"])
 

@@ -7,8 +7,9 @@ from fastapi import APIRouter, Request
 from panorama.compute import tracing
 from panorama.compute.child import inference_task
 from panorama.compute.deps import DeadlineDep, ProcessPoolDep
+from panorama.compute.model import MODEL_NAME
 from panorama.compute.routes.compute import BUSY, TIMEOUT
-from panorama.compute.schemas import InferenceRequest, InferenceResult
+from panorama.core.contract import InferenceRequest, InferenceResult
 
 router = APIRouter(tags=["compute"])
 
@@ -22,4 +23,4 @@ async def ml_inference(
     with tracing.submit_span("compute.inference.submit", parent, {"compute.rows": len(body.inputs)}) as carrier:
         outputs = await processes.run(inference_task, body.inputs, deadline, carrier, deadline=deadline)
     labels = [max(range(len(row)), key=row.__getitem__) for row in outputs]
-    return InferenceResult(outputs=outputs, labels=labels)
+    return InferenceResult(model=MODEL_NAME, outputs=outputs, labels=labels)

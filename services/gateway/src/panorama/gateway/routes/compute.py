@@ -7,49 +7,25 @@ what happened, instead of the gateway timing out blind while the task keeps a co
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from panorama.core.contract import (
+    DEADLINE_HEADER,
+    ComputeRequest,
+    ComputeResult,
+    InferenceRequest,
+    InferenceResult,
+)
 from panorama.gateway.deps import ComputeDep, SettingsDep
 
 router = APIRouter(tags=["compute"])
 
-DEADLINE_HEADER = "X-Request-Timeout"
-# Compute checks the exact shape (rows of its model's width) and n's maximum; the gateway only
-# bounds the size so that it never parses an unbounded body on its own loop.
-MAX_ROWS = 512
-MAX_COLUMNS = 256
+# The request models are compute's own (panorama.core.contract): a body of the wrong shape is a
+# 422 here, before it costs a trip. n's maximum is a compute setting: compute checks it.
 ERRORS = {
     503: {"description": "compute is at capacity or lost a child; retry after Retry-After"},
     504: {"description": "compute did not finish within the budget"},
 }
-
-
-class ComputeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    n: StrictInt = Field(ge=0, description="sum the integers below n (compute sets the maximum)")
-
-
-class ComputeResult(BaseModel):
-    result: int
-
-
-Row = Annotated[list[Annotated[float, Field(allow_inf_nan=False)]], Field(min_length=1, max_length=MAX_COLUMNS)]
-
-
-class InferenceRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    inputs: list[Row] = Field(min_length=1, max_length=MAX_ROWS, description="rows of the model's input width")
-
-
-class InferenceResult(BaseModel):
-    model: str
-    outputs: list[list[float]]
-    labels: list[int]
 
 
 def downstream_timeout(budget: float) -> float:
@@ -63,7 +39,7 @@ async def compute(body: ComputeRequest, upstream: ComputeDep, settings: Settings
     budget = settings.timeout_compute
     headers = {DEADLINE_HEADER: f"{downstream_timeout(budget):.3f}"}
     answer = await upstream.request("POST", "/compute", json=body.model_dump(), headers=headers, timeout=budget)
-    return answer.relay()
+    return answer.relay(ComputeResult)
 
 
 @router.post("/ml-inference", response_model=InferenceResult, responses=ERRORS)
@@ -72,4 +48,4 @@ async def ml_inference(body: InferenceRequest, upstream: ComputeDep, settings: S
     budget = settings.timeout_compute
     headers = {DEADLINE_HEADER: f"{downstream_timeout(budget):.3f}"}
     answer = await upstream.request("POST", "/ml-inference", json=body.model_dump(), headers=headers, timeout=budget)
-    return answer.relay()
+    return answer.relay(InferenceResult)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel
 
+from panorama.core.contract import DemoResult
 from panorama.gateway.deps import IoDep, SettingsDep
 
 router = APIRouter(prefix="/demo", tags=["demo"])
@@ -14,16 +14,9 @@ router = APIRouter(prefix="/demo", tags=["demo"])
 Delay = Annotated[float, Query(ge=0, le=10, description="seconds to wait")]
 
 
-class DemoResult(BaseModel):
-    style: str
-    delay_s: float
-    elapsed_s: float
-    detail: str
-
-
 async def _relay(io: IoDep, settings: SettingsDep, style: str, delay: float) -> Response:
     upstream = await io.request("GET", f"/demo/{style}", params={"delay": delay}, timeout=settings.timeout_demo)
-    return upstream.relay()
+    return upstream.relay(DemoResult)
 
 
 @router.get("/async", response_model=DemoResult)

@@ -5,20 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel
 
+from panorama.core.contract import ProxyResult
 from panorama.gateway.deps import IoDep, SettingsDep
 
 router = APIRouter(tags=["proxy"])
-
-
-class ProxyResult(BaseModel):
-    url: str
-    status: int
-    content_type: str | None
-    body: str
-    truncated: bool
-    redirects: list[str]
 
 
 @router.get(
@@ -33,4 +24,4 @@ async def proxy(
 ) -> Response:
     """Fetch an allow-listed URL through io; refused hosts and private addresses are 403."""
     upstream = await io.request("GET", "/proxy", params={"url": url}, timeout=settings.timeout_proxy)
-    return upstream.relay()
+    return upstream.relay(ProxyResult)

@@ -6,14 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
+from panorama.core.contract import CACHE_KEY_MAX, CACHE_KEY_PATTERN, CachedPut, CachedValue
 from panorama.core.errors import Problem
 from panorama.io.cache import CacheUnavailable
 from panorama.io.deps import CacheDep, SettingsDep
-from panorama.io.schemas import CachedPut, CachedValue
 
 router = APIRouter(prefix="/cached", tags=["cached"])
 
-Key = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")]
+Key = Annotated[str, Path(min_length=1, max_length=CACHE_KEY_MAX, pattern=CACHE_KEY_PATTERN)]
 # Namespaced so that a caller's key can never overwrite the users' cache-aside entries.
 PREFIX = "cached:"
 

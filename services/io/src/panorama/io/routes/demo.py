@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy import text
 
+from panorama.core.contract import DemoResult
 from panorama.io.deps import SettingsDep, SyncEngineDep
-from panorama.io.schemas import DemoResult
 
 router = APIRouter(prefix="/demo", tags=["demo"])
 # Served only with PANORAMA_DEMO_ANTIPATTERNS=true; otherwise the route does not exist (404).

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import AnyHttpUrl
 
+from panorama.core.contract import ProxyResult
 from panorama.io.deps import OutboundDep
-from panorama.io.schemas import ProxyResult
 
 router = APIRouter(tags=["proxy"])
 TargetUrl = Annotated[AnyHttpUrl, Query(description="http(s) URL on the allow-list")]

@@ -9,18 +9,18 @@ from fastapi import APIRouter, Path, Query, Response
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from panorama.core import contract
+from panorama.core.contract import PAGE_MAX, USER_ID_MAX, UserCreate, UserPage, UserUpdate
 from panorama.core.errors import Problem
 from panorama.io.cache import CacheUnavailable
 from panorama.io.deps import CacheDep, SessionDep, SettingsDep
 from panorama.io.models import User
-from panorama.io.schemas import UserCreate, UserOut, UserPage, UserUpdate
 
 router = APIRouter(prefix="/users", tags=["users"])
 log = logging.getLogger(__name__)
 
 # Postgres `integer` ids: a larger number is a 422 here, not a driver error later.
-UserId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-MAX_PAGE = 100
+UserId = Annotated[int, Path(ge=1, le=USER_ID_MAX)]
 
 
 def cache_key(user_id: int) -> str:
@@ -48,7 +48,7 @@ def _conflict(email: str) -> Problem:
 
 
 @router.post("", status_code=201, responses={409: {"description": "email taken"}})
-async def create_user(body: UserCreate, session: SessionDep) -> UserOut:
+async def create_user(body: UserCreate, session: SessionDep) -> contract.User:
     """Create a user; 409 if the email is taken."""
     user = User(name=body.name, email=body.email)
     session.add(user)
@@ -57,25 +57,25 @@ async def create_user(body: UserCreate, session: SessionDep) -> UserOut:
     except IntegrityError:
         await session.rollback()
         raise _conflict(body.email) from None
-    return UserOut.model_validate(user)
+    return contract.User.model_validate(user)
 
 
 @router.get("")
 async def list_users(
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 20,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> UserPage:
     """A page of users ordered by id, with the total count."""
     rows = await session.scalars(select(User).order_by(User.id).limit(limit).offset(offset))
     total = await session.scalar(select(func.count()).select_from(User))
-    return UserPage(items=[UserOut.model_validate(u) for u in rows], limit=limit, offset=offset, total=total or 0)
+    return UserPage(items=[contract.User.model_validate(u) for u in rows], limit=limit, offset=offset, total=total or 0)
 
 
 @router.get("/{user_id}", responses={404: {"description": "no such user"}})
 async def get_user(
     user_id: UserId, session: SessionDep, cache: CacheDep, settings: SettingsDep, response: Response
-) -> UserOut:
+) -> contract.User:
     """One user, from the cache if present (``X-Cache: hit``), else from the database (``miss``)."""
     key = cache_key(user_id)
     cache_up = True
@@ -86,8 +86,8 @@ async def get_user(
         cached, cache_up = None, False
     if cached is not None:
         response.headers["X-Cache"] = "hit"
-        return UserOut.model_validate(cached)
-    user = UserOut.model_validate(await _get_or_404(session, user_id))
+        return contract.User.model_validate(cached)
+    user = contract.User.model_validate(await _get_or_404(session, user_id))
     response.headers["X-Cache"] = "miss" if cache_up else "bypass"
     if cache_up:
         try:
@@ -98,7 +98,7 @@ async def get_user(
 
 
 @router.patch("/{user_id}", responses={404: {"description": "no such user"}, 409: {"description": "email taken"}})
-async def update_user(user_id: UserId, body: UserUpdate, session: SessionDep, cache: CacheDep) -> UserOut:
+async def update_user(user_id: UserId, body: UserUpdate, session: SessionDep, cache: CacheDep) -> contract.User:
     """Change a user's name or email; the cached copy is invalidated."""
     user = await _get_or_404(session, user_id)
     for field, value in body.model_dump(exclude_unset=True, exclude_none=True).items():
@@ -110,7 +110,7 @@ async def update_user(user_id: UserId, body: UserUpdate, session: SessionDep, ca
         raise _conflict(body.email or "") from None
     # After the commit: invalidating first would let a concurrent read re-cache the old row.
     await _invalidate(cache, user_id)
-    return UserOut.model_validate(user)
+    return contract.User.model_validate(user)
 
 
 @router.delete("/{user_id}", status_code=204, responses={404: {"description": "no such user"}})

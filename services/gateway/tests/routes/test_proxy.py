@@ -9,7 +9,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from panorama.core.testing import free_port
+from panorama.testing import free_port
 
 
 @pytest.fixture

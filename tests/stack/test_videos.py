@@ -22,7 +22,7 @@ import httpx
 import pytest
 import redis
 
-from panorama.core.testing import ServiceProcess, free_port, gunicorn_command, running
+from panorama.testing import ServiceProcess, free_port, gunicorn_command, running
 
 pytestmark = pytest.mark.slow
 

@@ -30,6 +30,39 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_until(
+    predicate: Callable[[], object],
+    timeout: float,
+    what: str,
+    *,
+    interval: float = 0.05,
+    ignore: tuple[type[BaseException], ...] = (),
+) -> float:
+    """Seconds until ``predicate()`` held; AssertionError naming ``what`` after ``timeout``.
+
+    Exceptions of the ``ignore`` types count as "not yet" (a server still starting refuses calls).
+    """
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            if predicate():
+                return time.monotonic() - start
+        except ignore:
+            pass
+        time.sleep(interval)
+    raise AssertionError(f"{what} not within {timeout}s")
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    """Return once something accepts TCP connections on 127.0.0.1:``port``."""
+
+    def listening() -> bool:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+
+    wait_until(listening, timeout, f"a listener on 127.0.0.1:{port}", ignore=(OSError,))
+
+
 def gunicorn_command(app: str, port: int, *, workers: int | None = 1) -> list[str]:
     cmd = [
         sys.executable, "-m", "gunicorn", "-c", "python:panorama.core.gunicorn_conf",
@@ -323,3 +356,26 @@ class ThrowawayRedis:
 
     def __exit__(self, *exc: object) -> None:
         self.kill()
+
+
+def make_clip(
+    path: Path,
+    seconds: float = 2.0,
+    *,
+    size: str = "320x240",
+    rate: int = 25,
+    audio: bool = False,
+    faststart: bool = True,
+    source: str = "testsrc",
+) -> Path:
+    """An H.264 MP4 test clip made by ffmpeg's ``testsrc`` (and a ``sine`` tone with ``audio``)."""
+    cmd = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"{source}=size={size}:rate={rate}"]
+    if audio:
+        cmd += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"]
+    cmd += ["-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    if audio:
+        cmd += ["-c:a", "aac"]
+    if faststart:
+        cmd += ["-movflags", "+faststart"]
+    subprocess.run([*cmd, "-f", "mp4", str(path)], check=True, timeout=120)
+    return path

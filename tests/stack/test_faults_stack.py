@@ -18,7 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from panorama.core.testing import (
+from panorama.io import migrate
+from panorama.testing import (
     ServiceProcess,
     ThrowawayPostgres,
     ThrowawayRedis,
@@ -26,7 +27,6 @@ from panorama.core.testing import (
     gunicorn_command,
     running,
 )
-from panorama.io import migrate
 
 pytestmark = pytest.mark.slow
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from panorama.core.testing import OtlpReceiver, ReceivedSpan, ServiceProcess, free_port, gunicorn_command, running
 from panorama.io import migrate
+from panorama.testing import OtlpReceiver, ReceivedSpan, ServiceProcess, free_port, gunicorn_command, running
 
 pytestmark = pytest.mark.slow
 

@@ -2,7 +2,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from panorama.compute.model import FEATURES, MODEL_NAME, OUTPUTS, build_model
-from panorama.compute.schemas import MAX_ROWS
+from panorama.core.contract import MAX_ROWS
 
 ROWS = [[((i + 1) * (j + 3)) % 11 / 5.0 - 1.0 for j in range(FEATURES)] for i in range(16)]
 

@@ -17,9 +17,10 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi import checks as openapi_checks
 
+from panorama.core.contract import DEADLINE_HEADER
 from panorama.core.internal import INTERNAL_TOKEN_HEADER
-from panorama.core.testing import free_port, gunicorn_command, running
 from panorama.io import migrate
+from panorama.testing import free_port, gunicorn_command, running
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +28,6 @@ API_KEY = "fuzz-suite-key-0123456789"
 TOKEN = "fuzz-internal-token-0123456789"
 # Per operation (io twice, compute six times: fewer operations); at least 300 cases per service.
 EXAMPLES = 30
-DEADLINE_HEADER = "X-Request-Timeout"
 EXCLUDED = r"^/(demo|safe|debug/locks)"
 CHECKS = [
     schemathesis.checks.not_a_server_error,

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from panorama.core.internal import INTERNAL_TOKEN_HEADER
-from panorama.core.testing import ServiceProcess, free_port, gunicorn_command, running
 from panorama.io import migrate
+from panorama.testing import ServiceProcess, free_port, gunicorn_command, running
 
 pytestmark = pytest.mark.slow
 

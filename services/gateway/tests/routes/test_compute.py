@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from panorama.core.testing import free_port, gunicorn_command, running
 from panorama.gateway.app import create_app
 from panorama.gateway.routes.compute import downstream_timeout
 from panorama.gateway.settings import GatewaySettings
+from panorama.testing import free_port, gunicorn_command, running
 
 API_KEY = "test-key-compute-0123456789"
 AUTH = {"X-API-Key": API_KEY}

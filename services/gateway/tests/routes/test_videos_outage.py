@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from panorama.core.queue import StorageLayout
-from panorama.core.testing import ThrowawayRedis, free_port, gunicorn_command, running
+from panorama.testing import ThrowawayRedis, free_port, gunicorn_command, running
 
 pytestmark = pytest.mark.slow
 

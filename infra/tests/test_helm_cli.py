@@ -1,6 +1,6 @@
 """Every documented `helm` command, run as written with the official Helm CLI (v4.1.4).
 
-The commands come from docs/kubernetes.md, the README and the chart's NOTES.txt (as rendered for
+The commands come from docs/kubernetes.md, the README, the chart README and the chart's NOTES.txt (as rendered for
 each ci/*-values.yaml). No cluster exists here, so each runs up to where one is needed:
 ``lint``, ``template`` and ``show`` run fully; ``install`` runs with ``--dry-run=client``;
 anything else (``upgrade``, ``test``, ...) must get as far as asking for the cluster, i.e. its
@@ -27,7 +27,7 @@ from infra.tools import helm
 from panorama.core.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = [ROOT / "docs" / "kubernetes.md", ROOT / "README.md"]
+DOCS = [ROOT / "docs" / "kubernetes.md", ROOT / "README.md", ROOT / "charts" / "panorama" / "README.md"]
 FULLY_LOCAL = {"lint", "template", "show", "version"}
 UNREACHABLE = "kubernetes cluster unreachable"
 

@@ -9,10 +9,12 @@ is never handed to a second worker. Concurrency comes from the CPU limit, one ff
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init, worker_process_shutdown
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown, worker_ready
 
 from panorama.core.process import after_fork
 from panorama.core.queue import StorageLayout, celery_config, ensure_queue_dirs
@@ -43,6 +45,16 @@ def create_celery(settings: WorkerSettings | None = None) -> Celery:
 
 
 app = create_celery()
+log = logging.getLogger(__name__)
+
+
+def plan_record(settings: WorkerSettings) -> dict[str, Any]:
+    """The sizing plan the worker runs with (the CPU limit as read, concurrency, ffmpeg threads)."""
+    return {
+        **settings.sizing().as_dict(),
+        "concurrency": settings.concurrency(),
+        "ffmpeg_threads": settings.threads_per_ffmpeg(),
+    }
 
 
 @worker_init.connect
@@ -51,6 +63,13 @@ def _prepare_storage(**_: Any) -> None:
     ensure_queue_dirs(settings.state_dir)
     StorageLayout(settings.storage_dir).ensure()
     observability.start_metrics_server(settings)
+
+
+@worker_ready.connect
+def _log_plan(**_: Any) -> None:
+    # One line a log reader can parse, `video worker plan {json}` (the HTTP services serve /debug/plan);
+    # worker_ready comes after Celery has set up logging, worker_init before.
+    log.info("video worker plan %s", json.dumps(plan_record(app.conf.panorama_settings)))
 
 
 @worker_process_init.connect

@@ -73,7 +73,8 @@ def cmd_install(args: argparse.Namespace) -> int:
                 loaded, args.release, values, namespace=args.namespace, timeout=args.timeout, create_namespace=True
             )
         api = rollout.connect(args.context, args.kubeconfig)
-        ok = rollout.wait(api, args.namespace, args.release, timeout=args.timeout)
+        print(f"waiting for the rollouts of {args.release} (kubectl rollout status's rule)")
+        ok = rollout.wait(lambda: rollout.fetch(api, args.namespace, args.release), timeout=args.timeout)
         rollout.print_pods(api, args.namespace, args.release)
         if not ok:
             print("rollout did not finish in time (see the pods above)")

@@ -9,6 +9,8 @@ is never handed to a second worker. Concurrency comes from the CPU limit, one ff
 
 from __future__ import annotations
 
+import json
+import logging
 import sys
 from typing import Any
 
@@ -44,6 +46,16 @@ def create_celery(settings: WorkerSettings | None = None) -> Celery:
 
 
 app = create_celery()
+log = logging.getLogger(__name__)
+
+
+def plan_record(settings: WorkerSettings) -> dict[str, Any]:
+    """The sizing plan the worker runs with (the CPU limit as read, concurrency, ffmpeg threads)."""
+    return {
+        **settings.sizing().as_dict(),
+        "concurrency": settings.concurrency(),
+        "ffmpeg_threads": settings.threads_per_ffmpeg(),
+    }
 
 
 @worker_init.connect
@@ -63,6 +75,13 @@ def _prepare_storage(**_: Any) -> None:
 @worker_ready.connect
 def _report_tools(**_: Any) -> None:
     tools.log_resolved()
+
+
+@worker_ready.connect
+def _log_plan(**_: Any) -> None:
+    # One line a log reader can parse, `video worker plan {json}` (the HTTP services serve /debug/plan);
+    # worker_ready comes after Celery has set up logging, worker_init before.
+    log.info("video worker plan %s", json.dumps(plan_record(app.conf.panorama_settings)))
 
 
 @worker_process_init.connect

@@ -1,0 +1,1 @@
+"""Command-line tools the tests run for real, fetched with npm into ``.panorama/tools/`` (gitignored)."""

@@ -48,7 +48,7 @@ def create_app(settings: IoSettings | None = None) -> FastAPI:
         app.state.sync_engine = make_sync_engine(settings, plan)
         app.state.diagnostics_engine = make_diagnostics_engine(settings)
         wire_io_observability(app, engine, app.state.sync_engine, app.state.diagnostics_engine)
-        app.state.cache = make_cache(settings)
+        app.state.cache = make_cache(settings, plan)
         app.state.outbound = OutboundClient(settings)
         await app.state.outbound.start()
         try:

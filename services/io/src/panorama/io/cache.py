@@ -18,6 +18,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from panorama.core.sizing import Plan
 from panorama.io.settings import IoSettings
 
 
@@ -41,12 +42,13 @@ class RedisCache:
 
     kind = "redis"
 
-    def __init__(self, url: str, *, socket_timeout: float, max_connections: int) -> None:
-        # BlockingConnectionPool: at most max_connections sockets, a caller waits `timeout` for one.
+    def __init__(self, url: str, *, socket_timeout: float, max_connections: int, pool_timeout: float) -> None:
+        # BlockingConnectionPool: at most max_connections sockets; a caller waits `pool_timeout` for
+        # one (a burst queues), then each command has `socket_timeout` (a dead Redis fails fast).
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
             max_connections=max_connections,
-            timeout=socket_timeout,
+            timeout=pool_timeout,
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
         )
@@ -135,9 +137,12 @@ class MemoryCache:
         self._data.clear()
 
 
-def make_cache(settings: IoSettings) -> RedisCache | MemoryCache:
+def make_cache(settings: IoSettings, plan: Plan) -> RedisCache | MemoryCache:
     if settings.redis_url:
         return RedisCache(
-            settings.redis_url, socket_timeout=settings.redis_socket_timeout, max_connections=settings.redis_connections
+            settings.redis_url,
+            socket_timeout=settings.redis_socket_timeout,
+            max_connections=plan.redis_connections,
+            pool_timeout=plan.pool_timeout,
         )
     return MemoryCache(settings.memory_cache_entries)

@@ -33,6 +33,7 @@ class Cache(Protocol):
     async def set(self, key: str, value: Any, ttl: int) -> None: ...
     async def delete(self, *keys: str) -> None: ...
     async def ttl(self, key: str) -> int | None: ...
+    async def claim(self, key: str, ttl_ms: int) -> bool: ...
     async def ping(self) -> None: ...
     async def close(self) -> None: ...
 
@@ -50,7 +51,9 @@ class RedisCache:
             max_connections=max_connections,
             timeout=pool_timeout,
             socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
+            # A burst opens many connections at once; on a busy node that can take longer than
+            # one command. A refused connection fails at once whatever this says.
+            socket_connect_timeout=max(socket_timeout, pool_timeout),
         )
         # No retries: the default retries three times, multiplying the cost of an outage per read.
         self._client = aioredis.Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
@@ -80,6 +83,13 @@ class RedisCache:
         except (RedisError, OSError) as exc:
             raise CacheUnavailable(f"redis: {type(exc).__name__}") from exc
         return seconds if seconds >= 0 else None
+
+    async def claim(self, key: str, ttl_ms: int) -> bool:
+        """Take a short lock shared by every worker (``SET NX PX``): True if this caller has it."""
+        try:
+            return bool(await self._client.set(key, b"1", nx=True, px=ttl_ms))
+        except (RedisError, OSError) as exc:
+            raise CacheUnavailable(f"redis: {type(exc).__name__}") from exc
 
     async def ping(self) -> None:
         try:
@@ -129,6 +139,10 @@ class MemoryCache:
     async def ttl(self, key: str) -> int | None:
         entry = self._live(key)
         return None if entry is None else max(0, round(entry[0] - time.monotonic()))
+
+    async def claim(self, key: str, ttl_ms: int) -> bool:
+        # One process, one worker: the in-process single flight already coordinates everyone.
+        return True
 
     async def ping(self) -> None:
         return None

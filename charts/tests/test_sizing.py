@@ -69,7 +69,9 @@ def test_rendered_env_gives_the_same_plan_in_the_pod_as_in_the_chart(
     if component == "io":
         expected = plan(cpus, replicas=2, max_connections=500, reserved_connections=20, database=True)
     else:
-        expected = plan(cpus, database=False)
+        # The gateway also plans its upstream sockets (the chart's upstreamConnections, 1024 by default).
+        upstream = {"upstream_connections": 1024} if component == "gateway" else {}
+        expected = plan(cpus, database=False, **upstream)
         assert expected.connections_total == 0
     assert pod_plan == expected
     shown = annotation_plan(rendered, component)
@@ -158,3 +160,14 @@ def test_missing_cpu_limit_fails_naming_the_value() -> None:
     values["compute"]["resources"]["limits"]["cpu"] = None  # null deletes a default in Helm
     with pytest.raises(helm.HelmError, match=r"compute.resources.limits.cpu is required"):
         chart.render(values)
+
+
+def test_gateway_upstream_connections_follow_the_plan_and_an_over_large_value_is_refused() -> None:
+    rendered = render_with("gateway", {})
+    env = chart.container_env(rendered, rendered.get("Deployment", "panorama-gateway"))
+    planned = plan(1, database=False, upstream_connections=1024)
+    assert int(env["PANORAMA_UPSTREAM_CONNECTIONS"]) == planned.upstream_connections
+    with pytest.raises(helm.HelmError, match="upstreamConnections"):
+        render_with("gateway", {"upstreamConnections": 10_001})
+    with pytest.raises(PlanError, match="PANORAMA_UPSTREAM_CONNECTIONS"):
+        plan(1, database=False, upstream_connections=10_001)

@@ -81,3 +81,50 @@ def test_a_bad_setting_stops_start_up_with_a_message_naming_it(tmp_path: Path) -
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode != 0
     assert "PANORAMA_DB_POOL_SIZE" in result.stdout + result.stderr
+
+
+def access_lines(log: Path, path: str) -> int:
+    return sum(1 for line in log.read_text(errors="replace").splitlines() if f"GET {path}" in line)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, 1),  # on by default, once (not twice: gunicorn's and uvicorn's handlers)
+        ({"PANORAMA_LOG_LEVEL": "WARNING"}, 0),  # the level governs uvicorn's access logger too
+        ({"PANORAMA_ACCESS_LOG": "false"}, 0),  # its own switch
+    ],
+    ids=["default", "warning", "off"],
+)
+def test_access_log_follows_the_level_and_its_own_switch(tmp_path: Path, env: dict[str, str], expected: int) -> None:
+    port = free_port()
+    cmd = gunicorn_command("sample_app:create_app()", port)
+    cmd[3:3] = ["--pythonpath", str(HERE)]
+    log = tmp_path / "gunicorn.log"
+    with running(cmd, {"PANORAMA_LOG_JSON": "false", **env}, log, url=f"http://127.0.0.1:{port}"):
+        for _ in range(3):
+            assert httpx.get(f"http://127.0.0.1:{port}/debug/plan").status_code == 200
+        time.sleep(0.5)
+    assert access_lines(log, "/debug/plan") == 3 * expected
+
+
+def test_workers_are_recycled_rarely_and_staggered() -> None:
+    code = "import panorama.core.gunicorn_conf as c; print(c.max_requests, c.max_requests_jitter)"
+    clean = {k: v for k, v in os.environ.items() if k != "PANORAMA_MAX_REQUESTS"}
+    out = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True, check=True)
+    max_requests, jitter = map(int, out.stdout.split())
+    assert max_requests >= 1_000_000  # ~11 min per worker at 1,500 req/s, not 30 s
+    assert jitter == max_requests // 2  # workers reach their limit far apart
+
+
+def test_the_soft_open_file_limit_is_raised_towards_the_hard_one() -> None:
+    code = (
+        "import resource; hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1];"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (512, hard));"
+        "import panorama.core.gunicorn_conf as c; print(*resource.getrlimit(resource.RLIMIT_NOFILE), 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    soft, hard, _ = (int(v) for v in out.stdout.split())
+    assert soft > 512
+    assert soft == min(hard, 3 * 1024 + 256)

@@ -61,3 +61,36 @@ def test_a_service_without_a_database_has_no_connection_budget_to_fit() -> None:
 def test_the_same_pod_with_a_database_is_refused() -> None:
     with pytest.raises(PlanError, match="over by"):
         plan(8, replicas=10, max_connections=20, database=True)
+
+
+def test_io_pools_wait_three_seconds_and_redis_is_sized_in_the_plan() -> None:
+    result = plan(2)
+    assert result.pool_timeout == 3.0
+    assert result.redis_connections == 100
+    assert "pool wait = 3s" in "\n".join(result.explanation)
+    with pytest.raises(PlanError, match="PANORAMA_REDIS_CONNECTIONS"):
+        plan(2, replicas=10, redis_connections=600, max_connections=1000)  # 10 x 2 x 600 > 10,000 - 10
+
+
+def test_gateway_upstream_sockets_are_planned_and_explained() -> None:
+    result = plan(2, database=False, upstream_connections=1024, nofile_limit=1_048_576)
+    assert result.upstream_connections == 1024
+    assert result.fds_needed == 3 * 1024 + 256
+    text = "\n".join(result.explanation)
+    assert "upstream sockets = 1024 per downstream per worker" in text
+    assert "3328 open files" in text
+    assert "10 MB" in text
+    # A service without upstream pools plans none and needs no descriptors for them.
+    assert plan(2, database=False).upstream_connections == 0
+
+
+@pytest.mark.parametrize("connections", [0, 10_001])
+def test_upstream_sockets_out_of_range_are_refused_naming_the_variable(connections: int) -> None:
+    with pytest.raises(PlanError, match=r"PANORAMA_UPSTREAM_CONNECTIONS must be between 1 and 10000"):
+        plan(1, database=False, upstream_connections=connections, nofile_limit=1_048_576)
+
+
+def test_upstream_sockets_beyond_the_open_file_limit_are_refused_with_the_most_that_fits() -> None:
+    with pytest.raises(PlanError, match=r"PANORAMA_UPSTREAM_CONNECTIONS=1024 needs 3328 open files.*at most 256"):
+        plan(1, database=False, upstream_connections=1024, nofile_limit=1024)
+    assert plan(1, database=False, upstream_connections=256, nofile_limit=1024).fds_needed == 1024

@@ -30,3 +30,27 @@ def test_bad_upstream_url_names_the_variable(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("PANORAMA_IO_URL", "not a url")
     with pytest.raises(SettingsError, match="PANORAMA_IO_URL"):
         GatewaySettings.load()
+
+
+async def test_debug_plan_shows_the_upstream_sockets_behind_the_api_key() -> None:
+    import httpx
+
+    from panorama.gateway.app import create_app
+
+    app = create_app(GatewaySettings(api_keys=REAL_KEY, upstream_connections=512, cpu_limit=1.0, log_json=False))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            assert (await client.get("/debug/plan")).status_code == 401
+            shown = (await client.get("/debug/plan", headers={"X-API-Key": REAL_KEY})).json()
+    assert shown["upstream_connections"] == 512
+    assert shown["fds_needed"] == 3 * 512 + 256
+    assert any("upstream sockets = 512 per downstream per worker" in line for line in shown["explanation"])
+
+
+def test_an_over_large_upstream_pool_is_refused_naming_the_variable() -> None:
+    from panorama.core.sizing import PlanError
+
+    settings = GatewaySettings(api_keys=REAL_KEY, upstream_connections=20_000)
+    with pytest.raises(PlanError, match="PANORAMA_UPSTREAM_CONNECTIONS"):
+        settings.sizing()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -92,3 +94,32 @@ async def test_unreachable_downstream_is_503_with_retry_after() -> None:
         await client.close()
     assert caught.value.status == 503
     assert caught.value.headers["Retry-After"] == "1"
+
+
+async def test_connect_timeout_is_503_not_504() -> None:
+    # A listener whose accept queue is full (backlog 0, one connection never accepted): the kernel
+    # drops further SYNs, so a connect hangs until the connect timeout.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(("127.0.0.1", port))
+        fillers.append(filler)
+    client = Upstream("full", f"http://127.0.0.1:{port}", connections=2, connect_timeout=0.3)
+    await client.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(Problem) as caught:
+            await client.request("GET", "/healthz", timeout=5)
+    finally:
+        await client.close()
+        for sock in (*fillers, listener):
+            sock.close()
+    assert caught.value.status == 503
+    assert "no connection within 0.3s" in caught.value.detail
+    assert time.perf_counter() - start < 2

@@ -35,8 +35,13 @@ class TraceContextFilter(logging.Filter):
         return True
 
 
-def configure_logging(service: str, level: str = "INFO", *, json: bool = True) -> None:
-    """Send every logger (uvicorn's, gunicorn's, celery's) through one handler on stdout."""
+def configure_logging(service: str, level: str = "INFO", *, json: bool = True, access_log: bool = True) -> None:
+    """Send every logger (uvicorn's, gunicorn's, celery's) through one handler on stdout, at ``level``.
+
+    The servers' own loggers get ``level`` too: gunicorn's uvicorn worker sets uvicorn's (access
+    included) to gunicorn's INFO before fork, which left one access line per request whatever
+    ``PANORAMA_LOG_LEVEL`` said. Access lines are INFO; ``access_log=False`` turns them off at any level.
+    """
     handler = logging.StreamHandler(sys.stdout)
     if json:
         handler.setFormatter(JsonFormatter(FORMAT, rename_fields=RENAMED, static_fields={"service": service}))
@@ -53,3 +58,7 @@ def configure_logging(service: str, level: str = "INFO", *, json: bool = True) -
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+        logger.setLevel(level)
+    access = logging.getLogger("uvicorn.access")
+    # disabled: Logger.info returns at its first check, so a request pays no formatting for it.
+    access.disabled = not access_log

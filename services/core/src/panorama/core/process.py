@@ -13,5 +13,5 @@ from panorama.core.telemetry import setup_telemetry
 
 
 def after_fork(settings: PanoramaSettings, *, role: str) -> None:
-    configure_logging(role, settings.log_level, json=settings.log_json)
+    configure_logging(role, settings.log_level, json=settings.log_json, access_log=settings.access_log)
     setup_telemetry(role, settings)

@@ -100,7 +100,7 @@ def create_service_app(
 
     @contextlib.asynccontextmanager
     async def shared_lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging(service, settings.log_level, json=settings.log_json)
+        configure_logging(service, settings.log_level, json=settings.log_json, access_log=settings.access_log)
         # Already done in gunicorn's post_fork; this covers `uvicorn app:...` and tests (idempotent).
         setup_telemetry(service, settings)
         loop = asyncio.get_running_loop()

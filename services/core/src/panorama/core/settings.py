@@ -7,7 +7,7 @@ field, because the variable is what the operator has to fix.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +44,9 @@ class PanoramaSettings(BaseSettings):
     log_level: LogLevel = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_json: bool = Field(
         default=True, description="one JSON object per log line (false: plain text, as make up uses)"
+    )
+    access_log: bool = Field(
+        default=True, description="one INFO line per request (uvicorn's access log); PANORAMA_LOG_LEVEL applies too"
     )
     cpu_limit: float | None = Field(default=None, gt=0, description="overrides the cgroup CPU limit")
     web_concurrency: int | None = Field(
@@ -110,7 +113,12 @@ class PanoramaSettings(BaseSettings):
             max_overflow=self.db_max_overflow,
             sync_pool_size=self.sync_pool_size,
             database=self.uses_database,
+            **self.sizing_options(),
         )
+
+    def sizing_options(self) -> dict[str, Any]:
+        """Service-specific inputs of the plan (io: pool waits and Redis; gateway: upstream sockets)."""
+        return {}
 
     @property
     def uses_database(self) -> bool:

@@ -13,17 +13,40 @@ the same rules) and by the docs. Rules, per pod:
 - DB connections: ``replicas * workers * (pool_size + max_overflow + sync_pool_size)`` must fit
   ``max_connections - reserved_connections``; otherwise the plan is refused, saying by how much.
   A service with no database (``database=False``) opens no connections and has no budget to fit.
+- Pool waits (io): a request waits up to ``pool_timeout`` (3 s) for a DB or Redis connection, so a
+  burst of cheap reads queues within the request budget (the gateway's 5 s) instead of failing;
+  503 only when even that wait runs out.
+- Redis connections (io): ``redis_connections`` per worker; ``replicas * workers * redis_connections``
+  must fit Redis' ``maxclients`` (10,000 by default) less a reserve, else the plan is refused.
+- Upstream sockets (gateway): ``upstream_connections`` per downstream per worker (1024 by default),
+  so 1000 concurrent awaits go through in one wave, not in waves of 100. Bounded by the downstream's
+  own capacity (each io/compute worker takes any number of sockets, one event loop answers them, and
+  the route budgets cap how long they are held), by the file-descriptor limit (each downstream's pool
+  plus as many incoming sockets plus a reserve must fit ``RLIMIT_NOFILE``; gunicorn raises the soft
+  limit to the hard one where needed) and by memory (an idle aiohttp socket costs a few KB: 2 x 1024
+  sockets is about 10 MB per worker). More than 10,000, or more than the file-descriptor limit allows,
+  is refused with a message naming ``PANORAMA_UPSTREAM_CONNECTIONS``.
 """
 
 from __future__ import annotations
 
 import math
+import resource
 from dataclasses import asdict, dataclass, field
 
 DEFAULT_POOL_SIZE = 5
 DEFAULT_MAX_OVERFLOW = 5
 DEFAULT_SYNC_POOL_SIZE = 10
 DEFAULT_RESERVED_CONNECTIONS = 10
+DEFAULT_POOL_TIMEOUT = 3.0
+DEFAULT_REDIS_CONNECTIONS = 100
+DEFAULT_REDIS_MAX_CLIENTS = 10_000
+DEFAULT_UPSTREAM_CONNECTIONS = 1024
+MAX_UPSTREAM_CONNECTIONS = 10_000
+# The gateway's downstreams (io, compute): one pool each per worker.
+DOWNSTREAMS = 2
+# File descriptors kept for everything but sockets: logs, the heartbeat file, uploads, Redis, imports.
+FD_RESERVE = 256
 
 
 class PlanError(ValueError):
@@ -46,6 +69,11 @@ class Plan:
     connections_per_worker: int
     connections_total: int
     connection_budget: int
+    pool_timeout: float = DEFAULT_POOL_TIMEOUT
+    redis_connections: int = DEFAULT_REDIS_CONNECTIONS
+    upstream_connections: int = 0
+    fds_needed: int = 0
+    nofile_limit: int = field(default=0, compare=False)
     explanation: tuple[str, ...] = field(default=(), compare=False)
 
     def as_dict(self) -> dict[str, object]:
@@ -54,6 +82,35 @@ class Plan:
 
 def round_half_up(value: float) -> int:
     return math.floor(value + 0.5)
+
+
+def nofile_hard_limit() -> int:
+    """The hard RLIMIT_NOFILE of this process (what the soft limit may be raised to); 0 if unlimited."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return 0 if hard == resource.RLIM_INFINITY else hard
+
+
+def check_upstream_connections(connections: int, nofile_limit: int) -> None:
+    """Refuse an upstream pool beyond 10,000 sockets or beyond the open-file limit, naming the variable."""
+    if connections < 1 or connections > MAX_UPSTREAM_CONNECTIONS:
+        raise PlanError(
+            f"PANORAMA_UPSTREAM_CONNECTIONS must be between 1 and {MAX_UPSTREAM_CONNECTIONS}, got {connections}: "
+            "each socket costs a file descriptor and memory, and no downstream takes more at once"
+        )
+    fds = fds_for_upstreams(connections)
+    if nofile_limit and fds > nofile_limit:
+        raise PlanError(
+            f"PANORAMA_UPSTREAM_CONNECTIONS={connections} needs {fds} open files per gateway worker "
+            f"({DOWNSTREAMS} downstream pools + as many incoming sockets + {FD_RESERVE} reserve) but the hard "
+            f"RLIMIT_NOFILE is {nofile_limit}: lower PANORAMA_UPSTREAM_CONNECTIONS to at most "
+            f"{max(1, (nofile_limit - FD_RESERVE) // (DOWNSTREAMS + 1))} or raise the limit (ulimit -Hn, LimitNOFILE)"
+        )
+
+
+def fds_for_upstreams(upstream_connections: int) -> int:
+    """File descriptors one gateway worker may hold: each downstream's pool, as many incoming
+    sockets (one per proxied request), and a reserve."""
+    return (DOWNSTREAMS + 1) * upstream_connections + FD_RESERVE
 
 
 def plan(
@@ -67,12 +124,19 @@ def plan(
     max_overflow: int = DEFAULT_MAX_OVERFLOW,
     sync_pool_size: int = DEFAULT_SYNC_POOL_SIZE,
     database: bool = True,
+    pool_timeout: float = DEFAULT_POOL_TIMEOUT,
+    redis_connections: int = DEFAULT_REDIS_CONNECTIONS,
+    redis_max_clients: int = DEFAULT_REDIS_MAX_CLIENTS,
+    upstream_connections: int | None = None,
+    nofile_limit: int | None = None,
 ) -> Plan:
     """Size every pool of one service pod from its CPU limit and the database's budget.
 
     ``replicas`` is the most pods that can run at once (the HPA's maximum, not today's count);
     ``workers`` overrides the CPU rule (``WEB_CONCURRENCY``); ``database=False`` for a service that
-    opens no DB connections (its pools are then 0 and no budget applies). Raises :class:`PlanError`.
+    opens no DB connections (its pools are then 0 and no budget applies). ``nofile_limit`` is the
+    hard open-file limit (default: this process's); ``upstream_connections`` only for a service that
+    pools sockets to downstreams (the gateway: ``DEFAULT_UPSTREAM_CONNECTIONS``). Raises :class:`PlanError`.
     """
     if not math.isfinite(cpu_limit) or cpu_limit <= 0:
         raise PlanError(f"cpu_limit must be a positive number of CPUs, got {cpu_limit!r}")
@@ -124,6 +188,37 @@ def plan(
             f"{total - budget}. Lower replicas, workers, pool_size, max_overflow or sync_pool_size, "
             f"or raise max_connections."
         )
+    if not math.isfinite(pool_timeout) or pool_timeout <= 0:
+        raise PlanError(f"pool_timeout must be a positive number of seconds, got {pool_timeout!r}")
+    if database:
+        why.append(
+            f"pool wait = {pool_timeout:g}s for a DB or Redis connection: a burst of reads queues within "
+            "the request budget instead of failing; 503 when the wait runs out"
+        )
+        redis_total = replicas * workers * redis_connections
+        redis_budget = redis_max_clients - reserved_connections
+        why.append(
+            f"redis connections = {redis_connections} per worker, {redis_total} in all "
+            f"of Redis' {redis_max_clients} maxclients"
+        )
+        if redis_connections < 1 or redis_total > redis_budget:
+            raise PlanError(
+                f"the plan needs {redis_total} Redis connections ({replicas} replica(s) x {workers} worker(s) x "
+                f"{redis_connections}) but Redis allows {redis_budget}: lower PANORAMA_REDIS_CONNECTIONS "
+                "(at least 1), workers or replicas"
+            )
+    limit = nofile_hard_limit() if nofile_limit is None else nofile_limit
+    fds = 0
+    if upstream_connections is not None:
+        fds = fds_for_upstreams(upstream_connections)
+        check_upstream_connections(upstream_connections, limit)
+        megabytes = max(1, DOWNSTREAMS * upstream_connections * 5 // 1024)
+        why.append(
+            f"upstream sockets = {upstream_connections} per downstream per worker: 1000 concurrent awaits "
+            f"go in one wave; {fds} open files per worker of the hard limit {limit or 'unlimited'} "
+            f"(gunicorn raises the soft limit to it), about {megabytes} MB "
+            "of idle sockets; the downstreams' event loops take them all, the route budgets bound how long"
+        )
     return Plan(
         cpu_limit=cpu_limit,
         replicas=replicas,
@@ -137,5 +232,10 @@ def plan(
         connections_per_worker=per_worker,
         connections_total=total,
         connection_budget=budget,
+        pool_timeout=pool_timeout,
+        redis_connections=redis_connections if database else 0,
+        upstream_connections=upstream_connections or 0,
+        fds_needed=fds,
+        nofile_limit=limit,
         explanation=tuple(why),
     )

@@ -6,10 +6,11 @@ import contextlib
 import tempfile
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import anyio.to_thread
 import redis.asyncio as aioredis
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 
 from panorama.core.health import Check
 from panorama.core.internal import INTERNAL_TOKEN_HEADER
@@ -66,6 +67,15 @@ async def authorised(request: Request, api_key: ApiKeyDep) -> None:
     await request.app.state.rate_limiter.check(api_key)
 
 
+plan_router = APIRouter(prefix="/debug", tags=["debug"])
+
+
+@plan_router.get("/plan")
+async def sizing_plan(request: Request) -> dict[str, Any]:
+    """The sizing plan this worker runs with (upstream sockets per downstream included), and why."""
+    return request.app.state.plan.as_dict()
+
+
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     """Build the gateway; the upstream pools open in the lifespan, after fork."""
     settings = settings or GatewaySettings.load()
@@ -110,5 +120,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(settings.rate_limit_or_none, settings.redis_url)
     for router in PUBLIC_ROUTERS:
         app.include_router(router, dependencies=[Depends(authorised)])
+    app.include_router(plan_router, dependencies=[Depends(authorised)])
     app.add_middleware(SecurityHeadersMiddleware)
     return app

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from limits import parse
 from pydantic import AnyHttpUrl, Field, field_validator
 
 from panorama.core.settings import PanoramaSettings, require_secret
+from panorama.core.sizing import DEFAULT_UPSTREAM_CONNECTIONS
 
 
 class GatewaySettings(PanoramaSettings):
@@ -25,11 +27,14 @@ class GatewaySettings(PanoramaSettings):
         default=Path(".panorama/storage"), description="shared directory for uploaded and transcoded videos"
     )
     # One aiohttp connector per downstream per worker; beyond this many sockets requests queue.
+    # Checked by the sizing plan (at most 10,000, and within the open-file limit).
     upstream_connections: int = Field(
-        default=100, ge=1, le=10_000, description="sockets per downstream per worker (one aiohttp pool each)"
+        default=DEFAULT_UPSTREAM_CONNECTIONS,
+        ge=1,
+        description="sockets per downstream per worker (one aiohttp pool each; in the sizing plan)",
     )
     upstream_connect_timeout: float = Field(
-        default=1.0, gt=0, description="seconds to open a connection to a downstream"
+        default=3.0, gt=0, description="seconds to open a connection to a downstream (503 when it runs out)"
     )
     # Per-route budgets (seconds): the gateway answers 504 when one runs out.
     timeout_default: float = Field(default=5.0, gt=0, description="budget (s) of the users and cached routes")
@@ -73,6 +78,9 @@ class GatewaySettings(PanoramaSettings):
             except ValueError:
                 raise ValueError('use the form "100/second", "5000/minute" or "off"') from None
         return value.strip()
+
+    def sizing_options(self) -> dict[str, Any]:
+        return {"upstream_connections": self.upstream_connections}
 
     @property
     def rate_limit_or_none(self) -> str | None:

@@ -83,6 +83,15 @@ class Upstream:
                     body = await resp.read()
                     headers = {k.lower(): v for k, v in resp.headers.items()}
                     return UpstreamResponse(resp.status, headers, body, self.name)
+        except aiohttp.ConnectionTimeoutError:
+            # Before TimeoutError (it is one): a downstream that cannot be reached in the connect
+            # timeout is unavailable (503, retry), not slow (504).
+            raise Problem(
+                503,
+                f"{self.name} is unavailable: no connection within {self.connect_timeout:g}s",
+                title="Upstream unavailable",
+                headers={"Retry-After": "1"},
+            ) from None
         except TimeoutError:
             raise Problem(504, f"{self.name} did not answer within {timeout:g}s", title="Upstream timeout") from None
         except aiohttp.ClientError as exc:

@@ -19,6 +19,7 @@ from panorama.io.db import ensure_sqlite_dir, make_diagnostics_engine, make_engi
 from panorama.io.failures import install_db_error_handlers
 from panorama.io.observability import wire_io_observability
 from panorama.io.outbound import OutboundClient
+from panorama.io.readthrough import ReadThrough
 from panorama.io.routes import cached, debug, demo, proxy, sync_users, users
 from panorama.io.settings import IoSettings
 
@@ -48,13 +49,15 @@ def create_app(settings: IoSettings | None = None) -> FastAPI:
         app.state.sync_engine = make_sync_engine(settings, plan)
         app.state.diagnostics_engine = make_diagnostics_engine(settings)
         wire_io_observability(app, engine, app.state.sync_engine, app.state.diagnostics_engine)
-        app.state.cache = make_cache(settings)
+        app.state.cache = make_cache(settings, plan)
+        app.state.read_through = ReadThrough(app.state.cache, ttl=settings.cache_ttl)
         app.state.outbound = OutboundClient(settings)
         await app.state.outbound.start()
         try:
             yield
         finally:
             await app.state.outbound.close()
+            await app.state.read_through.close()
             await app.state.cache.close()
             await app.state.diagnostics_engine.dispose()
             app.state.sync_engine.dispose()

@@ -18,6 +18,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from panorama.core.sizing import Plan
 from panorama.io.settings import IoSettings
 
 
@@ -32,6 +33,7 @@ class Cache(Protocol):
     async def set(self, key: str, value: Any, ttl: int) -> None: ...
     async def delete(self, *keys: str) -> None: ...
     async def ttl(self, key: str) -> int | None: ...
+    async def claim(self, key: str, ttl_ms: int) -> bool: ...
     async def ping(self) -> None: ...
     async def close(self) -> None: ...
 
@@ -41,14 +43,17 @@ class RedisCache:
 
     kind = "redis"
 
-    def __init__(self, url: str, *, socket_timeout: float, max_connections: int) -> None:
-        # BlockingConnectionPool: at most max_connections sockets, a caller waits `timeout` for one.
+    def __init__(self, url: str, *, socket_timeout: float, max_connections: int, pool_timeout: float) -> None:
+        # BlockingConnectionPool: at most max_connections sockets; a caller waits `pool_timeout` for
+        # one (a burst queues), then each command has `socket_timeout` (a dead Redis fails fast).
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
             max_connections=max_connections,
-            timeout=socket_timeout,
+            timeout=pool_timeout,
             socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
+            # A burst opens many connections at once; on a busy node that can take longer than
+            # one command. A refused connection fails at once whatever this says.
+            socket_connect_timeout=max(socket_timeout, pool_timeout),
         )
         # No retries: the default retries three times, multiplying the cost of an outage per read.
         self._client = aioredis.Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
@@ -78,6 +83,13 @@ class RedisCache:
         except (RedisError, OSError) as exc:
             raise CacheUnavailable(f"redis: {type(exc).__name__}") from exc
         return seconds if seconds >= 0 else None
+
+    async def claim(self, key: str, ttl_ms: int) -> bool:
+        """Take a short lock shared by every worker (``SET NX PX``): True if this caller has it."""
+        try:
+            return bool(await self._client.set(key, b"1", nx=True, px=ttl_ms))
+        except (RedisError, OSError) as exc:
+            raise CacheUnavailable(f"redis: {type(exc).__name__}") from exc
 
     async def ping(self) -> None:
         try:
@@ -128,6 +140,10 @@ class MemoryCache:
         entry = self._live(key)
         return None if entry is None else max(0, round(entry[0] - time.monotonic()))
 
+    async def claim(self, key: str, ttl_ms: int) -> bool:
+        # One process, one worker: the in-process single flight already coordinates everyone.
+        return True
+
     async def ping(self) -> None:
         return None
 
@@ -135,9 +151,12 @@ class MemoryCache:
         self._data.clear()
 
 
-def make_cache(settings: IoSettings) -> RedisCache | MemoryCache:
+def make_cache(settings: IoSettings, plan: Plan) -> RedisCache | MemoryCache:
     if settings.redis_url:
         return RedisCache(
-            settings.redis_url, socket_timeout=settings.redis_socket_timeout, max_connections=settings.redis_connections
+            settings.redis_url,
+            socket_timeout=settings.redis_socket_timeout,
+            max_connections=plan.redis_connections,
+            pool_timeout=plan.pool_timeout,
         )
     return MemoryCache(settings.memory_cache_entries)

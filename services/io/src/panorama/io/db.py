@@ -48,7 +48,7 @@ def make_engine(settings: IoSettings, plan: Plan) -> AsyncEngine:
         settings.database_url,
         pool_size=plan.db_pool_size,
         max_overflow=plan.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout,
+        pool_timeout=plan.pool_timeout,
         pool_recycle=settings.db_pool_recycle,
         # A restarted Postgres leaves dead sockets in the pool; the ping replaces them on checkout.
         pool_pre_ping=True,
@@ -75,7 +75,7 @@ def make_sync_engine(settings: IoSettings, plan: Plan) -> Engine:
         url,
         pool_size=plan.sync_pool_size,
         max_overflow=0,
-        pool_timeout=settings.db_pool_timeout,
+        pool_timeout=plan.pool_timeout,
         pool_recycle=settings.db_pool_recycle,
         pool_pre_ping=True,
         connect_args={

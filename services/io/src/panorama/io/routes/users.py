@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -13,7 +13,7 @@ from panorama.core import contract
 from panorama.core.contract import PAGE_MAX, USER_ID_MAX, UserCreate, UserPage, UserUpdate
 from panorama.core.errors import Problem
 from panorama.io.cache import CacheUnavailable
-from panorama.io.deps import CacheDep, SessionDep, SettingsDep
+from panorama.io.deps import CacheDep, SessionDep
 from panorama.io.models import User
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -73,28 +73,24 @@ async def list_users(
 
 
 @router.get("/{user_id}", responses={404: {"description": "no such user"}})
-async def get_user(
-    user_id: UserId, session: SessionDep, cache: CacheDep, settings: SettingsDep, response: Response
-) -> contract.User:
-    """One user, from the cache if present (``X-Cache: hit``), else from the database (``miss``)."""
-    key = cache_key(user_id)
-    cache_up = True
-    try:
-        cached = await cache.get(key)
-    except CacheUnavailable as exc:
-        log.warning("cache read of %s failed, reading the database: %s", key, exc)
-        cached, cache_up = None, False
-    if cached is not None:
-        response.headers["X-Cache"] = "hit"
-        return contract.User.model_validate(cached)
-    user = contract.User.model_validate(await _get_or_404(session, user_id))
-    response.headers["X-Cache"] = "miss" if cache_up else "bypass"
-    if cache_up:
-        try:
-            await cache.set(key, user.model_dump(mode="json"), settings.cache_ttl)
-        except CacheUnavailable as exc:
-            log.warning("cache write of %s failed: %s", key, exc)
-    return user
+async def get_user(user_id: UserId, request: Request, response: Response) -> contract.User:
+    """One user, from the cache if present (``X-Cache: hit``), else from the database (``miss``).
+
+    Read-through (:mod:`panorama.io.readthrough`): concurrent misses for one user are one query,
+    and a hot user is refreshed before its entry expires. No session is opened for a hit.
+    """
+    sessionmaker = request.app.state.sessionmaker
+
+    async def load() -> dict[str, Any] | None:
+        async with sessionmaker() as session:
+            user = await session.get(User, user_id)
+            return None if user is None else contract.User.model_validate(user).model_dump(mode="json")
+
+    value, outcome = await request.app.state.read_through.get(cache_key(user_id), load)
+    if value is None:
+        raise Problem(404, f"no user with id {user_id}", title="Not Found")
+    response.headers["X-Cache"] = outcome
+    return contract.User.model_validate(value)
 
 
 @router.patch("/{user_id}", responses={404: {"description": "no such user"}, 409: {"description": "email taken"}})

@@ -61,6 +61,16 @@ LOOP_BLOCKED = Counter(
     "Incidents of the event loop blocked past the threshold, by the route that was running.",
     ["route"],
 )
+LOOP_STARVED = Counter(
+    "panorama_event_loop_starved",
+    "Late loop beats that no single callback caused: reason=cpu (the loop thread waited for a CPU) "
+    "or callbacks (many short callbacks); see panorama.core.blocking.",
+    ["reason"],
+)
+LOOP_CPU_WAIT = Counter(
+    "panorama_event_loop_cpu_wait_seconds",
+    "Time the loop thread was runnable but waiting for a CPU (its schedstat); rate() = share of wall time.",
+)
 DB_POOL_CONNECTIONS = Gauge(
     "panorama_db_pool_connections",
     "SQLAlchemy pool connections: state=size|checked_out|overflow.",

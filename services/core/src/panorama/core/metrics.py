@@ -89,6 +89,12 @@ PROCESS_POOL_TASKS = Gauge(
     ["pool", "state"],
     multiprocess_mode="livesum",
 )
+UPSTREAM_CONNECTIONS = Gauge(
+    "panorama_upstream_connections",
+    "Outbound HTTP pool per downstream (the gateway's aiohttp connectors): state=limit|in_use.",
+    ["upstream", "state"],
+    multiprocess_mode="livesum",
+)
 CELERY_QUEUE_DEPTH = Gauge(
     "panorama_celery_queue_depth",
     "Messages waiting in a Celery queue (every process sees the same queue: the max, not the sum).",
@@ -129,6 +135,11 @@ def record_process_pool(pool: str, *, size: int, busy: int, queued: int) -> None
     PROCESS_POOL_TASKS.labels(pool, "size").set(size)
     PROCESS_POOL_TASKS.labels(pool, "busy").set(busy)
     PROCESS_POOL_TASKS.labels(pool, "queued").set(queued)
+
+
+def record_upstream_pool(upstream: str, *, limit: int, in_use: int) -> None:
+    UPSTREAM_CONNECTIONS.labels(upstream, "limit").set(limit)
+    UPSTREAM_CONNECTIONS.labels(upstream, "in_use").set(in_use)
 
 
 def record_celery_queue_depth(queue: str, depth: int) -> None:

@@ -10,7 +10,7 @@ DEV_PACKAGES := testing
 UV_PIP = $(BIN)/uv pip $(1) --python $(BIN)/python
 COMPILE := $(BIN)/uv pip compile --quiet --python-version 3.11 --generate-hashes --no-emit-package panorama-core --no-header
 
-.PHONY: help venv up test test-fast lint unit unit-fast lock bench images render deploy clean
+.PHONY: help venv up test test-fast lint unit unit-fast rules lock bench images render deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -28,7 +28,7 @@ venv: $(VENV)/.installed ## Create the virtual environment from the pinned requi
 up: venv ## Start gateway, io, compute and the video worker as local processes (Ctrl-C stops all)
 	@$(BIN)/python infra/local/run.py
 
-test: lint unit ## Lint (ruff, with the ASYNC rules) and run every test against 127.0.0.1 Postgres and Redis
+test: lint unit $(if $(shell command -v promtool),rules) ## Lint (ruff, with the ASYNC rules), the alert rules (when promtool is present) and every test against 127.0.0.1 Postgres and Redis
 
 lint: venv
 	$(BIN)/ruff check services testing tests loadtests infra charts
@@ -41,6 +41,11 @@ unit: venv
 
 unit-fast: venv
 	$(BIN)/pytest --ignore=tests/stack
+
+rules: venv ## promtool check and unit-test the alert rules (charts/panorama/files/panorama-rules.yaml)
+	$(BIN)/python monitoring/make_rules_test.py --check
+	promtool check rules charts/panorama/files/panorama-rules.yaml
+	promtool test rules monitoring/rules-test.yaml
 
 lock: venv ## Recompile the pinned, hashed requirements from the pyproject.toml files
 	$(COMPILE) requirements/bootstrap.in -o requirements/bootstrap.txt

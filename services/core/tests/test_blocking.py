@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -137,3 +143,76 @@ async def test_a_stall_outside_any_request_is_reported_with_no_route() -> None:
     assert report.trace_id is None
     assert report.location == f"{__file__}:{line}"
     assert 100 <= report.late_ms < 250
+
+
+def test_a_cpu_bound_async_route_is_reported_with_its_line() -> None:
+    settings = PanoramaSettings(blocking_threshold_ms=100, log_json=False)
+    app = create_service_app(service="blocky", settings=settings, debug_routes=True)
+
+    def spin(seconds: float) -> int:
+        end, n = time.thread_time() + seconds, 0
+        while time.thread_time() < end:
+            n += 1
+        return n
+
+    @app.get("/spin")
+    async def spin_route() -> dict[str, int]:
+        return {"n": spin(0.3)}  # CPU on the loop: blocked, whatever the starvation around it
+
+    line = inspect.getsourcelines(spin_route)[1] + 2
+    with TestClient(app) as client:
+        assert client.get("/spin").status_code == 200
+        reports = list(app.state.blocking.reports)
+    assert len(reports) == 1, reports
+    assert reports[0].route == "/spin"
+    assert reports[0].function == "spin_route" or reports[0].function == "spin"
+    assert reports[0].location.startswith(f"{__file__}:")
+    assert int(reports[0].location.rsplit(":", 1)[1]) in (line, *range(line - 8, line))
+
+
+STARVED_CHILD = Path(__file__).with_name("starved_loop.py")
+HOG = "while True: pass"
+
+
+def run_starved(mode: str, seconds: float, hogs: int = 3) -> dict[str, Any]:
+    """Run starved_loop.py pinned to one core with ``hogs`` busy processes pinned to the same core."""
+    core = min(os.sched_getaffinity(0))
+    children = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(hogs)]
+    child = subprocess.Popen(
+        [sys.executable, str(STARVED_CHILD), mode, str(seconds)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for proc in (*children, child):
+            os.sched_setaffinity(proc.pid, {core})  # our own children only, never anyone else's
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        out, _ = child.communicate(timeout=120)
+    finally:
+        for proc in (*children, child):
+            proc.kill()
+            proc.wait()
+    assert child.returncode == 0, out
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/schedstat").exists(), reason="needs Linux schedstat")
+def test_many_short_callbacks_on_a_cpu_starved_process_are_starvation_not_blocking() -> None:
+    result = run_starved("callbacks", 4.0)
+    # The loop was starved (three busy processes on its only core): its beat was late, often.
+    assert result["starved"] >= 3, result
+    assert result["starved_cpu"] + result["starved_callbacks"] == result["starved"], result
+    assert result["starved_cpu"] >= 1, result
+    assert result["cpu_wait"] > 1.0, result  # ~3/4 of 4 s runnable but not running
+    assert result["reports"] == [], result  # and no false "blocked" with a random stack
+
+
+@pytest.mark.skipif(not Path("/proc/self/schedstat").exists(), reason="needs Linux schedstat")
+def test_one_cpu_bound_callback_on_the_same_starved_process_is_still_blocking() -> None:
+    result = run_starved("block", 0.4)
+    assert len(result["reports"]) == 1, result
+    assert result["reports"][0]["function"] == "burn", result  # named: the CPU loop's own line
+    assert result["reports"][0]["location"].startswith(str(STARVED_CHILD) + ":"), result

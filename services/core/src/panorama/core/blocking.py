@@ -7,8 +7,23 @@ stuck inside one callback, so the watchdog captures the loop thread's stack
 once: a WARNING log line with the stack and trace id, an event on the request's span, and a
 Prometheus counter. Nothing is captured while the loop keeps its beat, so it is safe in production.
 
+Blocked or starved: a late beat alone does not say that one callback held the loop. On a process
+starved of CPU (both cores saturated, the cgroup throttled) many short callbacks make the beat just
+as late, and a stack dump then points at whatever harmless line happened to run. So while the beat
+is late the watchdog samples, on each tick, which callback the loop thread is in (the outermost
+frame above the loop's own machinery: ``Handle._run`` for asyncio, ``run_until_complete`` for uvloop,
+which has no Python frames of its own) and reads the loop thread's scheduler counters
+(``/proc/self/task/<tid>/schedstat``: time on a CPU, time runnable but waiting for one). An incident
+is *blocked* only if the loop thread was in one and the same callback at every sample and that
+callback held it past the threshold even after the time it spent waiting for a CPU is taken off.
+Anything else is *starvation*: ``panorama_event_loop_starved_total{reason="cpu"}`` when the thread
+mostly waited for a CPU, ``reason="callbacks"`` when many callbacks each ran briefly, and no stack
+is dumped. ``panorama_event_loop_cpu_wait_seconds_total`` adds up the loop thread's CPU wait all the
+time (its rate is the fraction of wall time the loop was runnable but not running).
+
 What it cannot see: a loop starved of the GIL by busy worker threads is late without any loop code
 running (the stack is the selector's wait); that is skipped here and shows in the loop-lag gauge.
+Without ``/proc`` (not Linux) there are no scheduler counters: then only the one-callback test holds.
 """
 
 from __future__ import annotations
@@ -28,7 +43,7 @@ from typing import Any
 from opentelemetry import trace
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from panorama.core.metrics import LOOP_BLOCKED, route_label
+from panorama.core.metrics import LOOP_BLOCKED, LOOP_CPU_WAIT, LOOP_STARVED, route_label
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +55,43 @@ LIBRARY_DIRS = tuple(
 INSTALLED_PANORAMA = ("/site-packages/panorama/", "/dist-packages/panorama/")
 # A stack ending here is the loop waiting or dispatching, not a callback that blocks it.
 LOOP_MACHINERY = ("selectors.py", "asyncio/runners.py", "asyncio/base_events.py")
+# The frames between the loop's entry point and a callback (asyncio's Handle._run; uvloop has none).
+DISPATCH = (*LOOP_MACHINERY, "asyncio/events.py")
+
+
+def read_schedstat(tid: int) -> tuple[int, int] | None:
+    """(ns on a CPU, ns runnable and waiting for one) of thread ``tid``, or None off Linux."""
+    try:
+        with open(f"/proc/self/task/{tid}/schedstat", "rb") as f:
+            run_ns, wait_ns, _ = f.read().split()
+    except (OSError, ValueError):
+        return None
+    return int(run_ns), int(wait_ns)
+
+
+def callback_root(frame: Any) -> Any:
+    """The outermost frame of the callback the loop is running, or None while it waits/dispatches.
+
+    Walks outward from ``frame``; the root is the frame just above the innermost run of the loop's
+    own machinery below it (``runners.py``/``base_events.py``/``events.py``, or ``runners.py`` then
+    uvloop's C code). A callback that itself calls into ``base_events`` (``run_in_executor``) is
+    still rooted at its outermost frame, as the walk keeps the outermost machinery run.
+    """
+    frames = []
+    while frame is not None:
+        frames.append(frame)
+        frame = frame.f_back
+    frames.reverse()  # outermost first
+    name = [f.f_code.co_filename.replace("\\", "/") for f in frames]
+    if not frames or name[-1].endswith(DISPATCH):
+        return None
+    start = next((i for i, n in enumerate(name) if n.endswith(DISPATCH)), None)
+    if start is None:
+        return frames[0]
+    end = start
+    while end < len(frames) and name[end].endswith(DISPATCH):
+        end += 1
+    return frames[end] if end < len(frames) else None
 
 
 @dataclass(frozen=True)
@@ -141,6 +193,8 @@ class BlockingDetector:
         self._beat = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
+        self._loop_tid = 0  # the kernel's id of the loop thread, for its schedstat
+        self.starved = 0  # incidents classified as starvation (also the counter's increments)
         self._handle: asyncio.TimerHandle | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -151,6 +205,7 @@ class BlockingDetector:
             return
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        self._loop_tid = threading.get_native_id()
         self._stop.clear()
         self._heartbeat()
         self._thread = threading.Thread(target=self._watch, name="panorama-blocking-watchdog", daemon=True)
@@ -173,22 +228,74 @@ class BlockingDetector:
     def _watch(self) -> None:
         reported_beat = None
         last_wake = time.monotonic()
+        last_sched = read_schedstat(self._loop_tid)
+        # The late beat under watch: the schedstat when its callback was first seen, that callback,
+        # whether every sample since saw it, and (once past the threshold) the starvation verdict.
+        episode_beat: float | None = None
+        episode_sched: tuple[int, int] | None = None
+        episode_root: Any = None
+        one_callback = False
+        pending: str | None = None
         while not self._stop.wait(self.interval):
             now = time.monotonic()
+            sched = read_schedstat(self._loop_tid)
+            if sched is not None and last_sched is not None:
+                LOOP_CPU_WAIT.inc(max(0, sched[1] - last_sched[1]) / 1e9)
+            previous_sched, last_sched = last_sched, sched
             overslept = now - last_wake - self.interval
             last_wake = now
+            beat = self._beat
+            late = now - beat - self.interval
+            if beat != episode_beat or late <= self.interval / 2:
+                # The loop beat again: a late beat that was never judged blocked was starvation.
+                if pending is not None and episode_beat != reported_beat:
+                    self._starved(pending)
+                episode_beat, episode_root, one_callback, pending = beat, None, False, None
+            if late <= self.interval / 2 or beat == reported_beat:
+                continue  # on time, or already reported: hold no frame
+            root = self._callback_root()
+            if episode_root is None and root is not None and not one_callback:
+                # The first callback seen running on this late beat (the loop may have been idle
+                # a moment before): the window starts at (about) the previous tick.
+                episode_sched, episode_root, one_callback = previous_sched, root, True
+            elif episode_root is not None and root is not episode_root:
+                one_callback = False  # another callback, or the loop went back to its selector
             if overslept > self.threshold:
                 # This thread was late too: the whole process was paused (SIGSTOP, CPU throttled
                 # by the cgroup), not the loop. Give the loop a turn before judging it.
                 continue
-            beat = self._beat
-            late = now - beat - self.interval
-            if late <= self.threshold or beat == reported_beat:
+            if late <= self.threshold:
                 continue
-            captured = self._capture(beat, late)
-            if captured is not None:
-                reported_beat = beat  # once per incident: until the loop beats again
-                self._publish(*captured)
+            waited = 0.0
+            if sched is not None and episode_sched is not None:
+                waited = max(0, sched[1] - episode_sched[1]) / 1e9
+            pending = "cpu" if waited * 2 >= late else "callbacks"
+            if not one_callback:
+                # Late, but no single callback held the loop: starved of CPU, or swamped by many
+                # short callbacks. Counted once per late beat, without a stack dump.
+                reported_beat = beat
+                self._starved(pending)
+                pending = None
+                episode_root = None
+            elif late - waited > self.threshold:
+                # One callback, and past the threshold even without its time waiting for a CPU.
+                captured = self._capture(beat, late)
+                if captured is not None:
+                    reported_beat = beat  # once per incident: until the loop beats again
+                    pending = episode_root = None
+                    self._publish(*captured)
+            # Else one callback, stretched by CPU wait so far: keep watching it.
+
+    def _starved(self, reason: str) -> None:
+        self.starved += 1
+        LOOP_STARVED.labels(reason).inc()
+
+    def _callback_root(self) -> Any:
+        frame = sys._current_frames().get(self._loop_thread)
+        try:
+            return None if frame is None else callback_root(frame)
+        finally:
+            del frame
 
     def _capture(self, beat: float, late: float) -> tuple[BlockingReport, trace.Span] | None:
         assert self._loop is not None

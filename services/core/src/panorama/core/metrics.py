@@ -69,6 +69,16 @@ LOOP_BLOCKED = Counter(
     "Incidents of the event loop blocked past the threshold, by the route that was running.",
     ["route"],
 )
+LOOP_STARVED = Counter(
+    "panorama_event_loop_starved",
+    "Late loop beats that no single callback caused: reason=cpu (the loop thread waited for a CPU) "
+    "or callbacks (many short callbacks); see panorama.core.blocking.",
+    ["reason"],
+)
+LOOP_CPU_WAIT = Counter(
+    "panorama_event_loop_cpu_wait_seconds",
+    "Time the loop thread was runnable but waiting for a CPU (its schedstat); rate() = share of wall time.",
+)
 DB_POOL_CONNECTIONS = Gauge(
     "panorama_db_pool_connections",
     "SQLAlchemy pool connections: state=size|checked_out|overflow.",
@@ -87,6 +97,13 @@ PROCESS_POOL_TASKS = Gauge(
     ["pool", "state"],
     multiprocess_mode="livesum",
 )
+UPSTREAM_CONNECTIONS = Gauge(
+    "panorama_upstream_connections",
+    "Outbound HTTP pool per downstream (the gateway's aiohttp connectors): state=limit|in_use.",
+    ["upstream", "state"],
+    multiprocess_mode="livesum",
+)
+
 # --- helpers the services call to publish their own pools (the wiring lives in each service).
 
 
@@ -105,6 +122,11 @@ def record_process_pool(pool: str, *, size: int, busy: int, queued: int) -> None
     PROCESS_POOL_TASKS.labels(pool, "size").set(size)
     PROCESS_POOL_TASKS.labels(pool, "busy").set(busy)
     PROCESS_POOL_TASKS.labels(pool, "queued").set(queued)
+
+
+def record_upstream_pool(upstream: str, *, limit: int, in_use: int) -> None:
+    UPSTREAM_CONNECTIONS.labels(upstream, "limit").set(limit)
+    UPSTREAM_CONNECTIONS.labels(upstream, "in_use").set(in_use)
 
 
 # --- per-request metrics

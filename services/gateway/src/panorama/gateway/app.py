@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 
 from panorama.core.health import Check
 from panorama.core.internal import INTERNAL_TOKEN_HEADER
+from panorama.core.metrics import add_sampler, record_upstream_pool
 from panorama.core.service import create_service_app
 from panorama.core.telemetry import instrument_aiohttp_client, instrument_celery, instrument_redis
 from panorama.gateway.auth import ApiKeyDep
@@ -117,6 +118,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.state.io = io
     app.state.compute = compute_upstream
+    for upstream in (io, compute_upstream):
+        # panorama_upstream_connections{upstream,state=limit|in_use}, once a second.
+        add_sampler(app, lambda u=upstream: record_upstream_pool(u.name, **u.pool_status()))
     app.state.rate_limiter = RateLimiter(settings.rate_limit_or_none, settings.redis_url)
     for router in PUBLIC_ROUTERS:
         app.include_router(router, dependencies=[Depends(authorised)])

@@ -1,0 +1,59 @@
+"""Child process for test_blocking: an event loop under the detector, swamped or blocked on purpose.
+
+``python starved_loop.py callbacks SECONDS``: hundreds of tasks each running many ~0.1 ms steps
+(cheap reads, as a saturated service does) for SECONDS. ``python starved_loop.py block SECONDS``:
+one callback burning SECONDS of CPU time. Prints one JSON line: the detector's reports, its
+starvation count and the loop thread's CPU wait, and, for ``block``, the line that burned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+
+from prometheus_client import REGISTRY
+
+from panorama.core.blocking import BlockingDetector
+
+
+def burn(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:  # CPU time, so starvation stretches it but cannot shorten it
+        sum(range(200))
+
+
+async def short_steps(stop: float) -> None:
+    while time.monotonic() < stop:
+        sum(range(1500))  # ~0.05-0.1 ms of work per step
+        await asyncio.sleep(0)
+
+
+async def main(mode: str, seconds: float) -> dict[str, object]:
+    detector = BlockingDetector(threshold=0.1)
+    detector.start()
+    await asyncio.sleep(0.2)
+    started = time.monotonic()
+    if mode == "callbacks":
+        stop = started + seconds
+        await asyncio.gather(*(short_steps(stop) for _ in range(400)))
+    else:
+        burn(seconds)
+    wall = time.monotonic() - started
+    await asyncio.sleep(0.2)
+    detector.stop()
+    return {
+        "wall": wall,
+        "reports": [{"location": r.location, "function": r.function, "late_ms": r.late_ms} for r in detector.reports],
+        "starved": detector.starved,
+        "starved_cpu": REGISTRY.get_sample_value("panorama_event_loop_starved_total", {"reason": "cpu"}) or 0.0,
+        "starved_callbacks": REGISTRY.get_sample_value("panorama_event_loop_starved_total", {"reason": "callbacks"})
+        or 0.0,
+        "cpu_wait": REGISTRY.get_sample_value("panorama_event_loop_cpu_wait_seconds_total") or 0.0,
+    }
+
+
+if __name__ == "__main__":
+    sys.stdin.readline()  # the parent pins this process to its core first, then says go
+    print(json.dumps(asyncio.run(main(sys.argv[1], float(sys.argv[2])))), flush=True)

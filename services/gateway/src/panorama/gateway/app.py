@@ -11,6 +11,7 @@ import anyio.to_thread
 import redis.asyncio as aioredis
 from fastapi import Depends, FastAPI, Request
 
+from panorama.core.bodylimit import BodyLimitMiddleware
 from panorama.core.health import Check
 from panorama.core.internal import INTERNAL_TOKEN_HEADER
 from panorama.core.service import create_service_app
@@ -111,4 +112,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     for router in PUBLIC_ROUTERS:
         app.include_router(router, dependencies=[Depends(authorised)])
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_json_bytes, max_depth=settings.max_json_depth)
     return app

@@ -30,5 +30,8 @@ def test_brackets_inside_strings_and_escapes_do_not_count(chunk: int) -> None:
 
 
 def test_only_json_media_types_are_checked() -> None:
-    assert is_json(None) and is_json("application/json; charset=utf-8") and is_json("application/merge-patch+json")
-    assert not is_json("multipart/form-data; boundary=x") and not is_json("text/plain")
+    assert is_json(None)
+    assert is_json("application/json; charset=utf-8")
+    assert is_json("application/merge-patch+json")
+    assert not is_json("multipart/form-data; boundary=x")
+    assert not is_json("text/plain")

@@ -108,7 +108,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.state.io = io
     app.state.compute = compute_upstream
-    app.state.rate_limiter = RateLimiter(settings.rate_limit_or_none, settings.redis_url)
+    app.state.rate_limiter = RateLimiter(
+        settings.rate_limit_or_none, settings.redis_url, auth_failures=settings.auth_failure_limit
+    )
     for router in PUBLIC_ROUTERS:
         app.include_router(router, dependencies=[Depends(authorised)])
     app.add_middleware(SecurityHeadersMiddleware)

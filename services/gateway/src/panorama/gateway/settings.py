@@ -41,6 +41,10 @@ class GatewaySettings(PanoramaSettings):
     rate_limit: str = Field(
         default="100/second", description="per API key, e.g. 100/second or 5000/minute; off disables it"
     )
+    # Counted per client address before any key is compared: guessing keys costs a 429, not a 401.
+    auth_failure_limit: int = Field(
+        default=20, ge=0, description="wrong API keys a client IP may send per minute before 429; 0 disables"
+    )
     max_upload_bytes: int = Field(
         default=200 * 1024 * 1024, ge=1, description="largest upload accepted (413 beyond, checked while streaming)"
     )

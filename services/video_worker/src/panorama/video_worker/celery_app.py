@@ -12,11 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init, worker_process_shutdown
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 
 from panorama.core.process import after_fork
 from panorama.core.queue import StorageLayout, celery_config, ensure_queue_dirs
 from panorama.video_worker import observability, tasks
+from panorama.video_worker.retention import RetentionTimer
 from panorama.video_worker.settings import WorkerSettings
 
 
@@ -51,6 +52,27 @@ def _prepare_storage(**_: Any) -> None:
     ensure_queue_dirs(settings.state_dir)
     StorageLayout(settings.storage_dir).ensure()
     observability.start_metrics_server(settings)
+
+
+@worker_ready.connect
+def _start_retention(**_: Any) -> None:
+    # After the pool has forked (a thread started before fork could leave a child a held lock).
+    settings: WorkerSettings = app.conf.panorama_settings
+    timer = RetentionTimer(
+        StorageLayout(settings.storage_dir),
+        upload_retention=settings.upload_retention,
+        rendition_retention=settings.rendition_retention,
+        interval=settings.retention_interval,
+    )
+    app.conf.panorama_retention = timer
+    timer.start()
+
+
+@worker_shutdown.connect
+def _stop_retention(**_: Any) -> None:
+    timer = getattr(app.conf, "panorama_retention", None)
+    if timer is not None:
+        timer.stop()
 
 
 @worker_process_init.connect

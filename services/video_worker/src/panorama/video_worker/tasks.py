@@ -85,6 +85,8 @@ def process(
     }
     if journal.complete(record):
         journal.append("completed", attempt=attempt)
+        # The rendition is the product: a succeeded job's upload is not kept (see retention.py).
+        layout.source(job_id).unlink(missing_ok=True)
         return record
     # Another attempt completed first; its record is the one answer.
     return journal.completion() or record

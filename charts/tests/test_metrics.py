@@ -46,12 +46,25 @@ def test_worker_serves_metrics_on_the_port_it_is_told_and_declares_it(rendered: 
 @pytest.mark.parametrize("component", COMPONENTS)
 def test_every_pod_announces_its_metrics_port_for_scraping(rendered: chart.Rendered, component: str) -> None:
     annotations = deployment(rendered, component)["spec"]["template"]["metadata"]["annotations"]
-    port = HTTP.get(component) or effective(rendered)["videoWorker"]["metricsPort"]
+    values = effective(rendered)
+    own = {"gateway": values["gateway"]["metricsPort"], "video-worker": values["videoWorker"]["metricsPort"]}
+    port = own.get(component) or HTTP[component]
     assert annotations["prometheus.io/scrape"] == "true"
     assert annotations["prometheus.io/port"] == str(port)
     assert annotations["prometheus.io/path"] == "/metrics"
     declared = {p["containerPort"] for p in container(rendered, component)["ports"]}
     assert port in declared
+
+
+def test_gateway_metrics_are_on_their_own_port_never_the_public_one(rendered: chart.Rendered) -> None:
+    env = chart.container_env(rendered, deployment(rendered, "gateway"))
+    port = effective(rendered)["gateway"]["metricsPort"]
+    assert env["PANORAMA_METRICS_PORT"] == str(port)
+    assert port != HTTP["gateway"]
+    ports = {p["name"]: p["containerPort"] for p in container(rendered, "gateway")["ports"]}
+    assert ports == {"http": HTTP["gateway"], "metrics": port}
+    service_ports = [p["port"] for p in rendered.get("Service", "panorama-gateway")["spec"]["ports"]]
+    assert service_ports == [HTTP["gateway"]], "the Service (and Ingress) must not expose /metrics"
 
 
 def test_scrape_annotations_can_be_switched_off() -> None:
@@ -93,6 +106,9 @@ def test_named_scraper_may_reach_only_the_worker_metrics_port() -> None:
         pytest.skip("network policies off in this mode")
     port = effective(rendered)["videoWorker"]["metricsPort"]
     assert worker_ingress(rendered) == [{"from": [scraper], "ports": [{"protocol": "TCP", "port": port}]}]
+    gateway_ingress = rendered.get("NetworkPolicy", "panorama-gateway")["spec"]["ingress"]
+    gateway_port = effective(rendered)["gateway"]["metricsPort"]
+    assert {"from": [scraper], "ports": [{"protocol": "TCP", "port": gateway_port}]} in gateway_ingress
     # Default deny still selects the worker: this edge is the only way in.
     deny = rendered.get("NetworkPolicy", "panorama-default-deny")["spec"]
     assert deny["podSelector"] == {} or deny["podSelector"]["matchLabels"]

@@ -130,8 +130,11 @@ def main() -> int:
         print(f"\n!! io migrations failed (exit {migrated.returncode}); not starting\n", flush=True)
         return migrated.returncode
     manager = Manager()
+    # The gateway's /metrics is never on its public port: its gunicorn master serves it here
+    # (the worker's own /metrics keeps its default 9100).
+    own_env = {"gateway": {"PANORAMA_METRICS_PORT": os.environ.get("PANORAMA_GATEWAY_METRICS_PORT", "9101")}}
     for service, port in HTTP_SERVICES.items():
-        manager.add_process(service, gunicorn(service, port), cwd=str(ROOT), env=env)
+        manager.add_process(service, gunicorn(service, port), cwd=str(ROOT), env={**env, **own_env.get(service, {})})
     manager.add_process(
         "video-worker",
         f"{PY} -m celery -A panorama.video_worker.celery_app worker --loglevel INFO --hostname video@%h",

@@ -24,7 +24,7 @@ import yaml
 
 from infra.deploy import chart
 from infra.tools import helm
-from panorama.core.testing import free_port
+from panorama.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "docs" / "kubernetes.md", ROOT / "README.md", ROOT / "charts" / "panorama" / "README.md"]

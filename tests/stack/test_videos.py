@@ -206,6 +206,9 @@ def test_upload_reports_rising_progress_then_success_and_the_download_plays(
     assert abs(float(info["format"]["duration"]) - CLIP_SECONDS) <= 0.1
     events = [e["event"] for e in stack.events(task_id)]
     assert events == ["started", "completed"]
+    # Retention: a succeeded job's upload is deleted at once; the rendition stays.
+    assert f"{task_id}.src" not in stack.files("uploads")
+    assert f"{task_id}.mp4" in stack.files("outputs")
 
 
 def test_oversize_upload_is_413_and_leaves_no_file(stack: Stack, clips: dict[str, Path]) -> None:

@@ -88,6 +88,7 @@ data:
   PANORAMA_UPSTREAM_CONNECTIONS: {{ $v.upstreamConnections | toString | quote }}
   PANORAMA_MAX_UPLOAD_BYTES: {{ $v.maxUploadBytes | int64 | toString | quote }}
   PANORAMA_RATE_LIMIT: {{ $v.rateLimit | quote }}
+  PANORAMA_METRICS_PORT: {{ $v.metricsPort | toString | quote }}
   {{- end }}
   {{- if eq .component "io" }}
   PANORAMA_DEMO_ANTIPATTERNS: {{ $v.demoAntipatterns | toString | quote }}
@@ -142,7 +143,8 @@ spec:
         panorama.dev/plan: {{ include "panorama.planSummary" . | quote }}
         {{- if $root.Values.metrics.scrapeAnnotations }}
         prometheus.io/scrape: "true"
-        prometheus.io/port: {{ ternary (include "panorama.ports" .component) ($v.metricsPort | toString) $http | quote }}
+        {{- /* A component with a metricsPort (gateway, worker) serves /metrics there only. */}}
+        prometheus.io/port: {{ $v.metricsPort | default (include "panorama.ports" .component) | toString | quote }}
         prometheus.io/path: /metrics
         {{- end }}
     spec:
@@ -199,6 +201,11 @@ spec:
             - name: http
               containerPort: {{ include "panorama.ports" .component }}
               protocol: TCP
+            {{- with $v.metricsPort }}
+            - name: metrics
+              containerPort: {{ . }}
+              protocol: TCP
+            {{- end }}
           {{- /* Liveness is the process alone: a dead dependency must not restart healthy pods. */}}
           startupProbe:
             httpGet: {path: /healthz, port: http}

@@ -52,3 +52,19 @@ async def test_off_means_no_limit() -> None:
 def test_keys_are_hashed_before_they_are_stored() -> None:
     assert KEY not in RateLimiter.bucket(KEY)
     assert RateLimiter.bucket(KEY) == RateLimiter.bucket(KEY)
+
+
+async def test_wrong_key_failures_are_counted_per_client_across_workers(redis_url: str) -> None:
+    first = RateLimiter(None, redis_url, auth_failures=2)
+    second = RateLimiter(None, redis_url, auth_failures=2)
+    client = f"192.0.2.{free_port() % 250}-{KEY}"
+    await first.refuse_failing_client(client)
+    await first.record_auth_failure(client)
+    await second.record_auth_failure(client)
+    with pytest.raises(Problem) as info:
+        await second.refuse_failing_client(client)
+    assert info.value.status == 429
+    assert "Retry-After" in info.value.headers
+    await first.refuse_failing_client(client + "-other")
+    await first.aclose()
+    await second.aclose()

@@ -39,7 +39,7 @@ class Worker:
 
     def submit(self, upload: bytes, job_id: str | None = None, **kwargs: Any) -> str:
         job_id = job_id or uuid.uuid4().hex
-        if tasks.JOB_ID.match(job_id):
+        if tasks.JOB_ID.fullmatch(job_id):
             self.layout.source(job_id).write_bytes(upload)
         self.client.send_task(PROCESS_VIDEO_TASK, args=[job_id], kwargs=kwargs, task_id=job_id)
         return job_id

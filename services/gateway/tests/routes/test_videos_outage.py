@@ -93,6 +93,5 @@ def test_readiness_reports_redis_and_storage(gateway: tuple[str, Path], own_redi
 
     storage.rename(storage.with_name("storage-gone"))  # the volume is not mounted
     _, checks, _ = readiness(url)
-    assert checks["storage"]["ok"] is False
-    assert "does not exist" in checks["storage"]["error"]
+    assert checks["storage"] == {"ok": False}  # the public /readyz never says why (the log does)
     assert checks["redis"]["ok"] is True, checks

@@ -12,6 +12,7 @@ from __future__ import annotations
 import mmap
 import os
 import resource
+import tempfile
 import time
 from typing import Any
 
@@ -40,6 +41,11 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # Without a preStop hook (or behind a balancer that polls /readyz), SIGTERM first flips /readyz to
 # 503 for this long while every request is still served, then stops gracefully. 0: stop at once.
 drain_seconds = float(os.environ.get("PANORAMA_DRAIN_SECONDS", "0"))
+# /metrics off the app's port: the master serves every worker's samples on its own port, so the
+# public port never answers it. Workers must write their samples to files for that: multiprocess
+# mode, chosen by prometheus_client when it is first imported (after fork, in each worker).
+if _settings.metrics_port and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="panorama-metrics-")
 # One byte shared with the forked workers (anonymous shared mapping: no file, read-only root is fine).
 _drain_flag = mmap.mmap(-1, 1)
 
@@ -69,6 +75,8 @@ def draining() -> bool:
 
 
 def when_ready(server: Any) -> None:
+    if _settings.metrics_port:
+        _serve_metrics(server)
     if drain_seconds <= 0:
         return
     stop = server.handle_term
@@ -81,6 +89,16 @@ def when_ready(server: Any) -> None:
 
     # The arbiter looks its signal handlers up by name on each signal, so this one wins.
     server.handle_term = drain_then_stop
+
+
+def _serve_metrics(server: Any) -> None:
+    """In the master, before the first fork: a small HTTP server aggregating the workers' files."""
+    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    start_http_server(_settings.metrics_port, addr=_settings.metrics_addr, registry=registry)
+    server.log.info("metrics on %s:%s/metrics (all workers)", _settings.metrics_addr, _settings.metrics_port)
 
 
 def on_starting(server: Any) -> None:

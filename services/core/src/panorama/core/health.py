@@ -1,12 +1,15 @@
 """Liveness and readiness: ``/healthz`` is the process alone, ``/readyz`` its own dependencies.
 
 Each readiness check runs concurrently under its own timeout, so one dead dependency answers
-503 within the timeout instead of hanging the kubelet's probe.
+503 within the timeout instead of hanging the kubelet's probe. A public service (the gateway)
+answers only ready or not, per check: why a check failed (error classes, hosts, paths) goes to
+its log, never to an anonymous caller.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -15,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 Check = Callable[[], Awaitable[object]]
+log = logging.getLogger(__name__)
 
 
 class Liveness(BaseModel):
@@ -52,8 +56,19 @@ async def readiness(checks: Mapping[str, Check], timeout: float) -> Readiness:
     return Readiness(status="ready" if ok else "unavailable", checks=by_name)
 
 
-def health_router(checks: Callable[[], Mapping[str, Check]], timeout: float) -> APIRouter:
-    """``/healthz`` and ``/readyz``; ``checks`` is called per probe so it sees the live app state."""
+def public_view(result: Readiness) -> dict[str, object]:
+    """Ready or not, per check, and nothing else; the reasons are logged instead."""
+    for name, check in result.checks.items():
+        if not check.ok:
+            log.warning("readiness check %s failed: %s", name, check.error)
+    return {"status": result.status, "checks": {name: {"ok": c.ok} for name, c in result.checks.items()}}
+
+
+def health_router(checks: Callable[[], Mapping[str, Check]], timeout: float, *, details: bool = True) -> APIRouter:
+    """``/healthz`` and ``/readyz``; ``checks`` is called per probe so it sees the live app state.
+
+    ``details=False`` (a public service) hides why a check failed: see :func:`public_view`.
+    """
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz")
@@ -65,6 +80,7 @@ def health_router(checks: Callable[[], Mapping[str, Check]], timeout: float) -> 
     async def readyz() -> JSONResponse:
         """Readiness: every dependency answered within its timeout."""
         result = await readiness(checks(), timeout)
-        return JSONResponse(result.model_dump(), status_code=200 if result.status == "ready" else 503)
+        body = result.model_dump() if details else public_view(result)
+        return JSONResponse(body, status_code=200 if result.status == "ready" else 503)
 
     return router

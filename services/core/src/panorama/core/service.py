@@ -93,9 +93,14 @@ def create_service_app(
     lifespan: Lifespan | None = None,
     readiness_checks: Callable[[FastAPI], Mapping[str, Check]] = lambda app: {},
     debug_routes: bool = True,
+    public: bool = False,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
-    """A FastAPI app with Panorama's shared lifespan, errors, ``/healthz``, ``/readyz``, ``/debug``."""
+    """A FastAPI app with Panorama's shared lifespan, errors, ``/healthz``, ``/readyz``, ``/debug``.
+
+    ``public`` (the gateway): ``/readyz`` says ready or not without the reasons, and ``/metrics`` is
+    not served on the app's port; the gunicorn master serves it on ``PANORAMA_METRICS_PORT``.
+    """
     inner = lifespan or _no_lifespan
 
     @contextlib.asynccontextmanager
@@ -142,8 +147,13 @@ def create_service_app(
     app.state.in_flight = InFlightRequests()
     app.state.metric_samplers = []
     install_error_handlers(app)
-    app.include_router(health_router(lambda: {**readiness_checks(app), **_drain_checks()}, settings.readiness_timeout))
-    app.include_router(metrics_router())
+    app.include_router(
+        health_router(
+            lambda: {**readiness_checks(app), **_drain_checks()}, settings.readiness_timeout, details=not public
+        )
+    )
+    if not public:
+        app.include_router(metrics_router())
     if debug_routes:
         app.include_router(debug_router())
     # add_middleware puts each new one outside the last: metrics time the whole request, and the

@@ -80,6 +80,14 @@ class PanoramaSettings(BaseSettings):
     blocking_threshold_ms: float = Field(default=100.0, ge=0, description="loop stall to report; 0 turns it off")
     asyncio_debug: bool = Field(default=False, description="asyncio debug mode: slow callbacks are logged")
     slow_callback_ms: float = Field(default=100.0, gt=0, description="asyncio debug's slow-callback threshold")
+    # Served by the gunicorn master for all its workers (the gateway's only /metrics: never public).
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="port the gunicorn master serves /metrics on (0: none)"
+    )
+    metrics_addr: str = Field(default="0.0.0.0", description="address the master's /metrics listens on")
+    # Checked on the raw bytes before any parser runs (panorama.core.bodylimit).
+    max_json_bytes: int = Field(default=1024 * 1024, ge=1, description="largest JSON request body (413 above)")
+    max_json_depth: int = Field(default=64, ge=1, description="deepest JSON nesting accepted (422 above)")
 
     @field_validator("internal_token")
     @classmethod

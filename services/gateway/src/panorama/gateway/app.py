@@ -12,6 +12,7 @@ import anyio.to_thread
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Depends, FastAPI, Request
 
+from panorama.core.bodylimit import BodyLimitMiddleware
 from panorama.core.health import Check
 from panorama.core.internal import INTERNAL_TOKEN_HEADER
 from panorama.core.metrics import add_sampler, record_upstream_pool
@@ -114,16 +115,24 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await app.state.rate_limiter.aclose()
 
     app = create_service_app(
-        service="gateway", settings=settings, lifespan=lifespan, readiness_checks=_checks, debug_routes=False
+        service="gateway",
+        settings=settings,
+        lifespan=lifespan,
+        readiness_checks=_checks,
+        debug_routes=False,
+        public=True,
     )
     app.state.io = io
     app.state.compute = compute_upstream
     for upstream in (io, compute_upstream):
         # panorama_upstream_connections{upstream,state=limit|in_use}, once a second.
         add_sampler(app, lambda u=upstream: record_upstream_pool(u.name, **u.pool_status()))
-    app.state.rate_limiter = RateLimiter(settings.rate_limit_or_none, settings.redis_url)
+    app.state.rate_limiter = RateLimiter(
+        settings.rate_limit_or_none, settings.redis_url, auth_failures=settings.auth_failure_limit
+    )
     for router in PUBLIC_ROUTERS:
         app.include_router(router, dependencies=[Depends(authorised)])
     app.include_router(plan_router, dependencies=[Depends(authorised)])
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_json_bytes, max_depth=settings.max_json_depth)
     return app

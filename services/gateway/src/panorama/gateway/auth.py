@@ -28,9 +28,16 @@ async def require_api_key(
     api_key: Annotated[str | None, Depends(_api_key_header)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
-    """The caller's key, or 401 with a ``WWW-Authenticate`` challenge."""
+    """The caller's key; 401 with a ``WWW-Authenticate`` challenge, 429 after too many wrong keys."""
     candidate = api_key or (bearer.credentials if bearer else None)
+    limiter = request.app.state.rate_limiter
+    client = request.client.host if request.client else "unknown"
+    if candidate:
+        # Before the compare: a client over its budget learns nothing about any further key.
+        await limiter.refuse_failing_client(client)
     if not candidate or not key_matches(candidate, request.app.state.settings.api_key_list):
+        if candidate:
+            await limiter.record_auth_failure(client)
         raise Problem(
             401,
             "a valid API key is required (X-API-Key header or Authorization: Bearer)",

@@ -33,7 +33,7 @@ from panorama.core.queue import PROCESS_VIDEO_TASK, StorageLayout, celery_config
 from panorama.gateway.probe import VideoInfo
 from panorama.gateway.settings import GatewaySettings
 
-JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+JOB_ID = re.compile(r"[0-9a-f]{32}")  # used with fullmatch: `$` would let a trailing newline through
 Status = Literal["PENDING", "STARTED", "PROGRESS", "SUCCESS", "FAILURE"]
 # Celery's other states, as the public API reports them: a retry waits in the queue again.
 STATE_MAP: dict[str, Status] = {"RETRY": "PENDING", "RECEIVED": "PENDING", "REVOKED": "FAILURE", "REJECTED": "FAILURE"}
@@ -171,13 +171,13 @@ async def get_video_jobs(request: Request) -> VideoJobs:
 
 async def valid_task_id(task_id: str) -> str:
     """A well-formed id (never a path); 404 otherwise, like an unknown one."""
-    if not JOB_ID.match(task_id):
+    if not JOB_ID.fullmatch(task_id):
         raise Problem(404, f"no task {task_id!r}", title="Unknown task")
     return task_id
 
 
 async def valid_video_id(video_id: str) -> str:
-    if not JOB_ID.match(video_id):
+    if not JOB_ID.fullmatch(video_id):
         raise Problem(404, f"no video {video_id!r}", title="Unknown video")
     return video_id
 

@@ -46,9 +46,19 @@ class GatewaySettings(PanoramaSettings):
     rate_limit: str = Field(
         default="100/second", description="per API key, e.g. 100/second or 5000/minute; off disables it"
     )
+    # Counted per client address before any key is compared: guessing keys costs a 429, not a 401.
+    auth_failure_limit: int = Field(
+        default=20, ge=0, description="wrong API keys a client IP may send per minute before 429; 0 disables"
+    )
     max_upload_bytes: int = Field(
         default=200 * 1024 * 1024, ge=1, description="largest upload accepted (413 beyond, checked while streaming)"
     )
+    # A slow client must not hold a socket and a temp file for as long as it likes (408 beyond).
+    upload_timeout: float = Field(default=600.0, gt=0, description="seconds the whole upload body may take")
+    upload_min_rate: float = Field(
+        default=32 * 1024, ge=0, description="bytes/s an upload must average after the grace period; 0 disables"
+    )
+    upload_rate_grace: float = Field(default=10.0, ge=0, description="seconds before the minimum upload rate applies")
     # Where the embedded (no Redis) Celery queue lives; must match the video worker's.
     state_dir: Path = Field(
         default=Path(".panorama"), description="local state: the embedded Celery queue (must match the worker)"

@@ -5,10 +5,16 @@ could only be checked afterwards. Here the body is read chunk by chunk from ``re
 and fed to python-multipart's push parser; the file part goes to a temp file in batches of
 ``FLUSH_BYTES`` (memory stays bounded whatever the upload's size), and a failure of any kind
 removes the temp file before the error leaves.
+
+A slow client cannot hold a worker's socket and temp file for as long as it likes: the whole body
+must arrive within ``timeout`` seconds, and after ``grace`` seconds it must have averaged at least
+``min_rate`` bytes a second; otherwise 408 (the connection is closed, the part file removed).
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -84,14 +90,39 @@ async def discard(path: Path) -> None:
         await anyio.Path(path).unlink(missing_ok=True)
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How slowly an upload may arrive: a total deadline and a minimum average rate after a grace period."""
+
+    timeout: float = 600.0
+    min_rate: float = 32 * 1024
+    grace: float = 10.0
+
+    def wait_limit(self, elapsed: float, received: int) -> float:
+        """Seconds the next chunk may take before the upload breaks the deadline or the rate."""
+        rate_ends = max(self.grace, received / self.min_rate) if self.min_rate > 0 else self.timeout
+        return min(self.timeout, rate_ends) - elapsed
+
+
+def _too_slow(pace: Pace, received: int, elapsed: float) -> Problem:
+    return Problem(
+        408,
+        f"the upload arrived too slowly ({received} bytes in {elapsed:.1f}s; at least {pace.min_rate:.0f} bytes/s"
+        f" after {pace.grace:g}s, all within {pace.timeout:g}s)",
+        title="Request Timeout",
+        headers={"Connection": "close"},
+    )
+
+
 def _too_large(limit: int) -> Problem:
     return Problem(413, f"the upload is larger than the limit of {limit} bytes", title="Upload too large")
 
 
-async def receive_file(request: Request, dest: Path, *, limit: int) -> int:
+async def receive_file(request: Request, dest: Path, *, limit: int, pace: Pace | None = None) -> int:
     """Write the ``file`` field of ``request``'s multipart body to ``dest``; return its size.
 
-    413 as soon as the file passes ``limit`` bytes, 415 for a body that is not multipart, 422
+    413 as soon as the file passes ``limit`` bytes, 408 once it arrives slower than ``pace``,
+    415 for a body that is not multipart, 422
     for a body without exactly one non-empty ``file`` field; ``dest`` never survives an error.
     """
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
@@ -103,9 +134,25 @@ async def receive_file(request: Request, dest: Path, *, limit: int) -> int:
         raise _too_large(limit)
     parts = _Parts(limit)
     parser = MultipartParser(boundary, parts.callbacks())  # type: ignore[arg-type]
+    pace = pace or Pace()
+    started = time.monotonic()
+    received = 0
     try:
         async with await anyio.open_file(dest, "wb") as out:
-            async for chunk in request.stream():
+            chunks = request.stream().__aiter__()
+            while True:
+                elapsed = time.monotonic() - started
+                wait = pace.wait_limit(elapsed, received)
+                if wait <= 0:
+                    raise _too_slow(pace, received, elapsed)
+                try:
+                    with anyio.fail_after(wait):
+                        chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise _too_slow(pace, received, time.monotonic() - started) from None
+                received += len(chunk)
                 parser.write(chunk)
                 if parts.size > limit:
                     raise _too_large(limit)

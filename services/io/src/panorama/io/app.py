@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from panorama.core.bodylimit import BodyLimitMiddleware
 from panorama.core.health import Check
 from panorama.core.service import create_service_app
 from panorama.io.cache import make_cache
@@ -65,6 +66,7 @@ def create_app(settings: IoSettings | None = None) -> FastAPI:
 
     app = create_service_app(service="io", settings=settings, lifespan=lifespan, readiness_checks=_checks)
     install_db_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_json_bytes, max_depth=settings.max_json_depth)
     for router in (users.router, sync_users.router, cached.router, proxy.router, demo.router, debug.router):
         app.include_router(router)
     if settings.demo_antipatterns:

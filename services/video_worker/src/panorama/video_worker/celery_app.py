@@ -15,11 +15,12 @@ import sys
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init, worker_process_shutdown, worker_ready
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 
 from panorama.core.process import after_fork
 from panorama.core.queue import StorageLayout, celery_config, ensure_queue_dirs
 from panorama.video_worker import observability, tasks, tools
+from panorama.video_worker.retention import RetentionTimer
 from panorama.video_worker.settings import WorkerSettings
 
 
@@ -82,6 +83,27 @@ def _log_plan(**_: Any) -> None:
     # One line a log reader can parse, `video worker plan {json}` (the HTTP services serve /debug/plan);
     # worker_ready comes after Celery has set up logging, worker_init before.
     log.info("video worker plan %s", json.dumps(plan_record(app.conf.panorama_settings)))
+
+
+@worker_ready.connect
+def _start_retention(**_: Any) -> None:
+    # After the pool has forked (a thread started before fork could leave a child a held lock).
+    settings: WorkerSettings = app.conf.panorama_settings
+    timer = RetentionTimer(
+        StorageLayout(settings.storage_dir),
+        upload_retention=settings.upload_retention,
+        rendition_retention=settings.rendition_retention,
+        interval=settings.retention_interval,
+    )
+    app.conf.panorama_retention = timer
+    timer.start()
+
+
+@worker_shutdown.connect
+def _stop_retention(**_: Any) -> None:
+    timer = getattr(app.conf, "panorama_retention", None)
+    if timer is not None:
+        timer.stop()
 
 
 @worker_process_init.connect

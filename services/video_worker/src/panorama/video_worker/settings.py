@@ -45,6 +45,14 @@ class WorkerSettings(PanoramaSettings):
         default=5, ge=1, description="deliveries of one job (crashes and retries) before it fails for good"
     )
     video_max_retries: int = Field(default=3, ge=0, description="retries of transient errors (storage hiccups)")
+    # Retention (panorama.video_worker.retention): storage must not only grow.
+    rendition_retention: float = Field(
+        default=7 * 24 * 3600, gt=0, description="seconds a rendition (and its job's records) is kept"
+    )
+    upload_retention: float = Field(
+        default=2 * 24 * 3600, gt=0, description="seconds a failed or abandoned job's upload is kept"
+    )
+    retention_interval: float = Field(default=3600, gt=0, description="seconds between retention sweeps")
     # /metrics of the whole worker pod, served by the prefork parent (see observability.py); 0: off.
     worker_metrics_port: int = Field(
         default=9100, ge=0, le=65535, description="port of the worker pod's /metrics (0: off)"

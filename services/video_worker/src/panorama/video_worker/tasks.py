@@ -28,7 +28,7 @@ from panorama.video_worker.journal import Journal
 from panorama.video_worker.observability import ffmpeg_span
 from panorama.video_worker.settings import WorkerSettings
 
-JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+JOB_ID = re.compile(r"[0-9a-f]{32}")  # used with fullmatch: `$` would let a trailing newline through
 # Storage errors a shared volume recovers from; anything else on disk is a bug or a bad job.
 TRANSIENT_ERRNOS = frozenset({errno.EIO, errno.ENOSPC, errno.ESTALE, errno.EAGAIN, errno.EBUSY, errno.ETIMEDOUT})
 PROGRESS_INTERVAL = 0.25
@@ -53,7 +53,7 @@ def process(
     ``source`` is a caller's own ffprobe of the upload (duration, audio or not), which saves a probe;
     the gateway sends none (its image has no ffprobe), so the worker probes the upload itself.
     """
-    if not JOB_ID.match(job_id):
+    if not JOB_ID.fullmatch(job_id):
         raise InvalidVideo(f"{job_id!r} is not a job id")
     layout = StorageLayout(settings.storage_dir)
     journal = Journal(layout, job_id)
@@ -85,6 +85,8 @@ def process(
     }
     if journal.complete(record):
         journal.append("completed", attempt=attempt)
+        # The rendition is the product: a succeeded job's upload is not kept (see retention.py).
+        layout.source(job_id).unlink(missing_ok=True)
         return record
     # Another attempt completed first; its record is the one answer.
     return journal.completion() or record
@@ -171,7 +173,7 @@ def register(app: Celery, settings: WorkerSettings) -> Task:
                 self.update_state(state="PROGRESS", meta={"progress": whole})
 
         redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-        journal = Journal(StorageLayout(settings.storage_dir), job_id) if JOB_ID.match(job_id) else None
+        journal = Journal(StorageLayout(settings.storage_dir), job_id) if JOB_ID.fullmatch(job_id) else None
         try:
             try:
                 return process(job_id, settings, report, redelivered=redelivered, source=source)

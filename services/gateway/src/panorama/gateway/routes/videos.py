@@ -15,7 +15,7 @@ from panorama.core.errors import Problem
 from panorama.gateway.deps import SettingsDep
 from panorama.gateway.jobs import TaskIdDep, TaskStatus, VideoIdDep, VideoJobs, VideoJobsDep
 from panorama.gateway.probe import probe_video
-from panorama.gateway.upload import discard, receive_file
+from panorama.gateway.upload import Pace, discard, receive_file
 
 
 @contextlib.asynccontextmanager
@@ -38,12 +38,13 @@ class UploadAccepted(BaseModel):
     status_url: str
 
 
-@router.post("/upload-video", status_code=202, responses={413: {}, 415: {}, 422: {}, 503: {}})
+@router.post("/upload-video", status_code=202, responses={408: {}, 413: {}, 415: {}, 422: {}, 503: {}})
 async def upload_video(request: Request, jobs: VideoJobsDep, settings: SettingsDep) -> UploadAccepted:
     """Store a multipart ``file`` upload, check it is a video, and queue it for transcoding."""
     job_id = uuid.uuid4().hex
     part = jobs.layout.tmp / f"{job_id}.upload.part"
-    size = await receive_file(request, part, limit=settings.max_upload_bytes)
+    pace = Pace(settings.upload_timeout, settings.upload_min_rate, settings.upload_rate_grace)
+    size = await receive_file(request, part, limit=settings.max_upload_bytes, pace=pace)
     try:
         info = await probe_video(part, settings.probe_timeout)
         await anyio.to_thread.run_sync(jobs.submit, job_id, part, info, size)

@@ -35,9 +35,9 @@ async def test_health_needs_no_key(make_gateway: Callable[..., Any]) -> None:
 async def test_wrong_keys_are_limited_per_client_with_retry_after(io_url: str) -> None:
     import httpx
 
-    from panorama.testing import free_port
     from panorama.gateway.app import create_app
     from panorama.gateway.settings import GatewaySettings
+    from panorama.testing import free_port
 
     settings = GatewaySettings(
         api_keys=KEY, io_url=io_url, compute_url=f"http://127.0.0.1:{free_port()}", log_json=False, cpu_limit=1.0,

@@ -138,7 +138,13 @@ def test_the_rendered_suite_runs_under_podman_kube_play() -> None:
         assert pod["cgroup"]["read"] == expected, (component, pod["cgroup"])
         assert float(pod["plan"]["cpu"]) == expected, (component, pod["plan"])
         assert pod["plan"] == pod["annotation"], component
-    assert {c for c, p in report["pods"].items() if p.get("cpu_from") == "cgroup"} == {"compute", "video-worker"}
+    # compute and the worker had no override in their environment: their plans come from the cgroup.
+    assert {c: report["pods"][c]["env_PANORAMA_CPU_LIMIT"] for c in pods.CPU_LIMITS} == {
+        "gateway": "0.5",
+        "io": "1",
+        "compute": None,
+        "video-worker": None,
+    }
     assert report["pods"]["compute"]["plan"]["workers"] == "2"
     assert report["pods"]["io"]["plan"]["connections"] == "20/90"
     assert report["pods"]["video-worker"]["plan"]["celery"] == "1"

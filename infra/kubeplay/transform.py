@@ -145,8 +145,9 @@ TRANSFORMATIONS: tuple[Transformation, ...] = (
     Transformation(
         "no-container-ports",
         "containerPort entries removed",
-        "on the host network there is nothing to publish, and podman would turn them into host port "
-        "mappings; the probes' named ports are resolved by the harness from the rendered object",
+        "podman 4.3 turns containerPorts into port mappings and refuses them on the host network ('PortMappings "
+        "can only be used with Bridge or slirp4netns networking'); the probes' named ports are resolved by the "
+        "harness from the rendered object",
         _remove_container_ports,
     ),
     Transformation(

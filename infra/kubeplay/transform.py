@@ -166,8 +166,10 @@ TRANSFORMATIONS: tuple[Transformation, ...] = (
     ),
     Transformation(
         "pvc-group-writable",
-        "the PVC's volume is made group-owned by the pods' fsGroup and group-writable (setgid) before the pods start",
-        "the kubelet does this for fsGroup; podman ignores fsGroup",
+        "the PVC's volume is made group-owned by the pods' group (runAsGroup 0, which podman applies) and "
+        "group-writable with setgid, before the pods start",
+        "the kubelet does this for the pod's fsGroup so that every pod sharing the volume can write to it; podman "
+        "ignores fsGroup and only chowns a new volume to the user of the first container that mounts it",
         _pvc_group_writable,
     ),
     Transformation(

@@ -10,7 +10,7 @@ DEV_PACKAGES := testing
 UV_PIP = $(BIN)/uv pip $(1) --python $(BIN)/python
 COMPILE := $(BIN)/uv pip compile --quiet --python-version 3.11 --generate-hashes --no-emit-package panorama-core --no-header
 
-.PHONY: help venv up test test-fast lint unit unit-fast rules lock bench images render deploy clean
+.PHONY: help venv up test test-fast lint unit unit-fast rules lock bench images kubeplay render deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -65,6 +65,9 @@ bench: venv ## Run the benchmarks under loadtests/ and write loadtests/results/<
 
 images: venv ## Build every service image with podman (../shared/containers/podman-ci)
 	$(BIN)/python infra/images.py $(ARGS)
+
+kubeplay: venv ## After `make images`: the rendered chart under `podman kube play` (infra/tests/test_kubeplay.py)
+	PANORAMA_KUBEPLAY_TEST=1 $(BIN)/pytest infra/tests/test_kubeplay.py -p no:cacheprovider $(ARGS)
 
 render: venv ## Render and lint the Helm chart for each charts/panorama/ci/*-values.yaml
 	$(BIN)/python -m infra.deploy render $(ARGS)

@@ -159,6 +159,12 @@ def cgroup_seen(container: str) -> dict[str, Any]:
     }
 
 
+def env_value(container: str, name: str) -> str | None:
+    """An environment variable of the running container (None when unset)."""
+    result = engine.exec_(container, "printenv", name)
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
 def security_check(container: str) -> dict[str, Any]:
     """The user the container runs as, its read-only root, and what it changed outside its mounts.
 
@@ -267,6 +273,7 @@ def run(tag: str = "ci", redis_db: int = 15, timeout: float = 240.0, echo: Calla
                         "cpu_limit": CPU_LIMITS[component],
                         "cgroup": cgroup,
                         "cpu_from": "cgroup" if component in transform.CGROUP_READERS else "PANORAMA_CPU_LIMIT",
+                        "env_PANORAMA_CPU_LIMIT": env_value(names[component], "PANORAMA_CPU_LIMIT"),
                         "plan": plan_summary(plan),
                         "annotation": plan_annotation(obj),
                     }

@@ -145,8 +145,9 @@ TRANSFORMATIONS: tuple[Transformation, ...] = (
     Transformation(
         "no-container-ports",
         "containerPort entries removed",
-        "on the host network there is nothing to publish, and podman would turn them into host port "
-        "mappings; the probes' named ports are resolved by the harness from the rendered object",
+        "podman 4.3 turns containerPorts into port mappings and refuses them on the host network ('PortMappings "
+        "can only be used with Bridge or slirp4netns networking'); the probes' named ports are resolved by the "
+        "harness from the rendered object",
         _remove_container_ports,
     ),
     Transformation(
@@ -165,8 +166,10 @@ TRANSFORMATIONS: tuple[Transformation, ...] = (
     ),
     Transformation(
         "pvc-group-writable",
-        "the PVC's volume is made group-owned by the pods' fsGroup and group-writable (setgid) before the pods start",
-        "the kubelet does this for fsGroup; podman ignores fsGroup",
+        "the PVC's volume is made group-owned by the pods' group (runAsGroup 0, which podman applies) and "
+        "group-writable with setgid, before the pods start",
+        "the kubelet does this for the pod's fsGroup so that every pod sharing the volume can write to it; podman "
+        "ignores fsGroup and only chowns a new volume to the user of the first container that mounts it",
         _pvc_group_writable,
     ),
     Transformation(

@@ -54,7 +54,7 @@ def helm_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
                 "apiVersion": "v1",
                 "kind": "Config",
                 "clusters": [{"name": "none", "cluster": {"server": server}}],
-                "users": [{"name": "none", "user": {}}],
+                "users": [{"name": "none", "user": {"token": "none"}}],
                 "contexts": [{"name": "none", "context": {"cluster": "none", "user": "none"}}],
                 "current-context": "none",
             }
@@ -72,7 +72,9 @@ def helm_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def run_helm(helm_bin: Path, env: dict[str, str], args: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(helm_bin), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(helm_bin), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+    )
 
 
 def documented_commands(text: str) -> list[str]:
@@ -86,14 +88,18 @@ def documented_commands(text: str) -> list[str]:
     return commands
 
 
-def notes_commands(helm_bin: Path, env: dict[str, str], values: Path) -> list[str]:
+def notes(helm_bin: Path, env: dict[str, str], values: Path) -> str:
     result = run_helm(
         helm_bin, env, ["install", chart.RELEASE, "charts/panorama", "-n", chart.NAMESPACE, "-f", str(values),
                         "--dry-run=client"],
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    notes = result.stdout.split("\nNOTES:\n", 1)[1]
-    return [line.strip() for line in notes.splitlines() if line.strip().startswith("helm ")]
+    return result.stdout.split("\nNOTES:\n", 1)[1]
+
+
+def notes_commands(helm_bin: Path, env: dict[str, str], values: Path, tool: str = "helm") -> list[str]:
+    lines = [line.strip() for line in notes(helm_bin, env, values).splitlines()]
+    return [line.split(" | ")[0] for line in lines if line.startswith(f"{tool} ")]
 
 
 def check_command(helm_bin: Path, env: dict[str, str], command: str) -> str:
@@ -160,3 +166,20 @@ def test_a_cluster_command_with_a_bad_flag_is_caught(helm_bin: Path, helm_env: d
     """The "until the cluster" check fails on a command that breaks before reaching the cluster."""
     with pytest.raises(AssertionError, match="failed before reaching the cluster"):
         check_command(helm_bin, helm_env, "helm test panorama --no-such-flag")
+
+
+@pytest.mark.parametrize("values", chart.ci_values_files(), ids=lambda p: p.name)
+def test_notes_kubectl_commands_parse_and_reach_for_the_cluster(
+    helm_bin: Path, helm_env: dict[str, str], values: Path
+) -> None:
+    """NOTES.txt's kubectl lines (rollout status, port-forward, get secret) with kubectl v1.35.2."""
+    commands = notes_commands(helm_bin, helm_env, values, tool="kubectl")
+    assert any(" rollout status deployment -l app.kubernetes.io/instance=panorama " in c for c in commands), commands
+    for command in commands:
+        result = subprocess.run(
+            [str(helm.kubectl_path()), *shlex.split(command)[1:]],
+            env=helm_env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert result.returncode != 0, command
+        refused = "The connection to the server 127.0.0.1:" in result.stderr
+        assert refused, f"{command} failed before reaching the cluster:\n{result.stderr[-1000:]}"

@@ -44,9 +44,8 @@ API_KEY = "acceptance-key-0123456789abcdef"
 
 
 def podman(*args: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess[str]:
-    """podman through podman-ci, which takes `run` and `build` itself and anything else after `podman`."""
-    verb = [] if args[0] in ("run", "build") else ["podman"]
-    return subprocess.run([str(images.podman_ci()), *verb, *args], capture_output=capture, text=True, check=check)
+    """The container tool `make images` built with (podman or docker, see infra/images.py)."""
+    return subprocess.run([images.container_tool(), *args], capture_output=capture, text=True, check=check)
 
 
 def acceptance_values(database: str, redis_db: int) -> dict[str, Any]:

@@ -36,6 +36,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from infra import images
 from infra.deploy import chart
+from panorama.video_worker import tools
 
 HTTP_PORTS = {"gateway": 8000, "io": 8001, "compute": 8002}
 HOSTS = ("panorama-gateway", "panorama-io", "panorama-compute", "panorama-postgresql", "panorama-redis")
@@ -137,7 +138,7 @@ def wait_ready(url: str, timeout: float) -> None:
 def sample_video(directory: Path) -> Path:
     path = directory / "sample.mp4"
     subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=duration=2:size=320x240:rate=15",
+        [tools.ffmpeg(), "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=duration=2:size=320x240:rate=15",
          "-pix_fmt", "yuv420p", str(path)],
         check=True,
     )  # fmt: skip

@@ -63,7 +63,7 @@ lock: venv ## Recompile the pinned, hashed requirements from the pyproject.toml 
 bench: venv ## Run the benchmarks under loadtests/ and write loadtests/results/<timestamp>/
 	$(BIN)/python loadtests/run.py $(ARGS)
 
-images: venv ## Build every service image with podman (../shared/containers/podman-ci)
+images: venv ## Build every service image with the podman or docker on the PATH (PANORAMA_CONTAINER_TOOL chooses)
 	$(BIN)/python infra/images.py $(ARGS)
 
 kubeplay: venv ## After `make images`: the rendered chart under `podman kube play` (infra/tests/test_kubeplay.py)

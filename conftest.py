@@ -11,6 +11,9 @@ import shutil
 import uuid
 from collections.abc import Iterator
 
+# A developer's .env (see .env.example) must not change what the tests run: no file for them.
+os.environ["PANORAMA_ENV_FILE"] = os.devnull
+
 import psycopg
 import pytest
 import redis

@@ -38,6 +38,7 @@ from panorama.core.contract import PORTS
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from infra import images
 from infra.deploy import chart
+from panorama.video_worker import tools
 
 HTTP_PORTS = PORTS
 HOSTS = ("panorama-gateway", "panorama-io", "panorama-compute", "panorama-postgresql", "panorama-redis")
@@ -46,9 +47,8 @@ API_KEY = "acceptance-key-0123456789abcdef"
 
 
 def podman(*args: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess[str]:
-    """podman through podman-ci, which takes `run` and `build` itself and anything else after `podman`."""
-    verb = [] if args[0] in ("run", "build") else ["podman"]
-    return subprocess.run([str(images.podman_ci()), *verb, *args], capture_output=capture, text=True, check=check)
+    """The container tool `make images` built with (podman or docker, see infra/images.py)."""
+    return subprocess.run([images.container_tool(), *args], capture_output=capture, text=True, check=check)
 
 
 def acceptance_values(database: str, redis_db: int) -> dict[str, Any]:
@@ -140,7 +140,7 @@ def wait_ready(url: str, timeout: float) -> None:
 def sample_video(directory: Path) -> Path:
     path = directory / "sample.mp4"
     subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=duration=2:size=320x240:rate=15",
+        [tools.ffmpeg(), "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=duration=2:size=320x240:rate=15",
          "-pix_fmt", "yuv420p", str(path)],
         check=True,
     )  # fmt: skip

@@ -30,7 +30,9 @@ HEADER = """# Configuration
 
 Every service reads environment variables with the prefix `PANORAMA_` (pydantic-settings), plus
 `WEB_CONCURRENCY` and the standard `OTEL_*` variables for telemetry. A bad value stops start-up
-with a message naming the variable. This page is generated from the settings classes by
+with a message naming the variable. Run from a checkout, the services also read a `.env` file at
+the repository root (or the file `PANORAMA_ENV_FILE` names; `.env.example` lists the common
+variables); variables set in the environment win over it. This page is generated from the settings classes by
 `infra/configuration_doc.py`; a test fails when it is stale.
 
 The video worker (and `make up`, before it starts anything) also reads `PANORAMA_FFMPEG` and

@@ -1,6 +1,9 @@
-"""`make images`: build every service image with podman (../shared/containers/podman-ci) and report sizes.
+"""`make images`: build every service image with the podman or docker on the PATH and report sizes.
 
-    python infra/images.py [--only gateway,io] [--tag ci] [--podman-ci PATH]
+    python infra/images.py [--only gateway,io] [--tag ci] [--json PATH]
+
+``PANORAMA_CONTAINER_TOOL`` chooses the tool (a name on the PATH or a path); unset, podman if there
+is one, else docker.
 
 Images are built from the repository root, tagged ``panorama/<component>:<tag>``; the build backend
 version comes from requirements/dev.txt so the image builds the wheels with the pinned hatchling.
@@ -12,6 +15,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -20,11 +24,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # component (image name) -> service directory
 SERVICES = {"gateway": "gateway", "io": "io", "compute": "compute", "video-worker": "video_worker"}
-DEFAULT_PODMAN_CI = ROOT.parent / "shared" / "containers" / "podman-ci"
+TOOL_VARIABLE = "PANORAMA_CONTAINER_TOOL"
+TOOLS = ("podman", "docker")
 
 
-def podman_ci() -> Path:
-    return Path(os.environ.get("PODMAN_CI", DEFAULT_PODMAN_CI))
+class NoContainerTool(RuntimeError):
+    """Neither podman nor docker (nor the tool PANORAMA_CONTAINER_TOOL names) is on the PATH."""
+
+
+def container_tool() -> str:
+    """The podman or docker executable to build and run the images with."""
+    chosen = os.environ.get(TOOL_VARIABLE, "").strip()
+    for name in [chosen] if chosen else TOOLS:
+        found = shutil.which(name)
+        if found:
+            return found
+    wanted = f"{TOOL_VARIABLE}={chosen} is not an executable" if chosen else "neither podman nor docker is on the PATH"
+    raise NoContainerTool(f"{wanted}; install one, or set {TOOL_VARIABLE} to its path")
 
 
 def hatchling_version() -> str:
@@ -43,7 +59,7 @@ def build(component: str, tag: str) -> float:
     started = time.monotonic()
     subprocess.run(
         [
-            str(podman_ci()), "build",
+            container_tool(), "build",
             "--build-arg", f"HATCHLING_VERSION={hatchling_version()}",
             "-t", image_name(component, tag),
             "-f", f"services/{service}/Dockerfile",
@@ -57,7 +73,7 @@ def build(component: str, tag: str) -> float:
 
 def size_bytes(component: str, tag: str) -> int:
     out = subprocess.run(
-        [str(podman_ci()), "podman", "image", "inspect", "--format", "{{.Size}}", image_name(component, tag)],
+        [container_tool(), "image", "inspect", "--format", "{{.Size}}", image_name(component, tag)],
         capture_output=True,
         text=True,
         check=True,
@@ -69,18 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="comma-separated components (default: all)")
     parser.add_argument("--tag", default="ci")
-    parser.add_argument("--prepare", action="store_true", help="run `podman-ci prepare` first")
     parser.add_argument("--json", help="write the sizes and build times here")
     args = parser.parse_args(argv)
     components = args.only.split(",") if args.only else list(SERVICES)
     unknown = set(components) - set(SERVICES)
     if unknown:
         parser.error(f"unknown component(s) {sorted(unknown)}; choose from {sorted(SERVICES)}")
-    if not podman_ci().exists():
-        print(f"images: {podman_ci()} not found (set PODMAN_CI)", file=sys.stderr)
+    try:
+        print(f"images: building with {container_tool()}", flush=True)
+    except NoContainerTool as exc:
+        print(f"images: {exc}", file=sys.stderr)
         return 2
-    if args.prepare:
-        subprocess.run([str(podman_ci()), "prepare"], check=True)
     report = {}
     for component in components:
         seconds = build(component, args.tag)

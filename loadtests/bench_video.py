@@ -32,6 +32,7 @@ from lib.stack import redis_server
 
 from panorama.core.queue import PROCESS_VIDEO_TASK, StorageLayout, celery_config, ensure_queue_dirs
 from panorama.testing import ServiceProcess
+from panorama.video_worker import tools
 from panorama.video_worker.ffmpeg import probe, transcode_command
 
 GOAL_OVERHEAD = 0.10
@@ -43,7 +44,7 @@ CRF = 23
 
 def make_clip(path: Path, seconds: float) -> None:
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
+        [tools.ffmpeg(), "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
          "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", str(seconds),
          "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-pix_fmt", "yuv420p", str(path)],
         check=True,

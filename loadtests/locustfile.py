@@ -26,6 +26,8 @@ from pathlib import Path
 from locust import FastHttpUser, between, events
 from locust.env import Environment
 
+from panorama.video_worker import tools
+
 SYNTHETIC_HEADERS = {"X-Panorama-Synthetic": "locust", "baggage": "synthetic=true"}
 WEIGHTS = {"read": 6, "write": 1, "cache": 3, "compute": 1, "upload": 0}
 CACHE_KEYS = 100
@@ -46,7 +48,7 @@ def sample_video() -> bytes:
         with tempfile.TemporaryDirectory(prefix="panorama-locust-") as tmp:
             path = Path(tmp) / "sample.mp4"
             subprocess.run(
-                ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=2",
+                [tools.ffmpeg(), "-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=2",
                  "-pix_fmt", "yuv420p", str(path)],
                 check=True,
             )  # fmt: skip

@@ -18,9 +18,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+from dotenv import dotenv_values
 from honcho.manager import Manager
 
 from panorama.core.contract import PORTS
+from panorama.core.settings import env_file
 from panorama.video_worker import tools
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,9 +31,17 @@ PY = shlex.quote(sys.executable)
 HTTP_SERVICES = PORTS
 
 
-def api_key() -> str:
-    if os.environ.get("PANORAMA_API_KEYS"):
-        return os.environ["PANORAMA_API_KEYS"].split(",")[0]
+def environment() -> dict[str, str]:
+    """This environment over the checkout's ``.env`` (or ``PANORAMA_ENV_FILE``): the services get both,
+    including what their settings do not read themselves (``OTEL_*``, ``PANORAMA_FFMPEG``)."""
+    path = env_file()
+    from_file = dotenv_values(path) if path is not None and path.is_file() else {}
+    return {**{k: v for k, v in from_file.items() if v is not None}, **os.environ}
+
+
+def api_key(environ: dict[str, str]) -> str:
+    if environ.get("PANORAMA_API_KEYS"):
+        return environ["PANORAMA_API_KEYS"].split(",")[0]
     path = STATE / "api-key"
     if not path.exists():
         path.write_text(secrets.token_urlsafe(24) + "\n")
@@ -111,16 +121,17 @@ def video_tools(environ: dict[str, str]) -> bool:
 
 
 def main() -> int:
-    if not video_tools(dict(os.environ)):
+    base = environment()
+    if not video_tools(base):
         return tools.EXIT_NO_TOOLS
     STATE.mkdir(exist_ok=True)
-    key = api_key()
+    key = api_key(base)
     env = {
-        **os.environ,
-        "PANORAMA_API_KEYS": os.environ.get("PANORAMA_API_KEYS", key),
-        "PANORAMA_STORAGE_DIR": os.environ.get("PANORAMA_STORAGE_DIR", str(STATE / "storage")),
-        "PANORAMA_STATE_DIR": os.environ.get("PANORAMA_STATE_DIR", str(STATE)),
-        "PANORAMA_LOG_JSON": os.environ.get("PANORAMA_LOG_JSON", "false"),
+        **base,
+        "PANORAMA_API_KEYS": base.get("PANORAMA_API_KEYS", key),
+        "PANORAMA_STORAGE_DIR": base.get("PANORAMA_STORAGE_DIR", str(STATE / "storage")),
+        "PANORAMA_STATE_DIR": base.get("PANORAMA_STATE_DIR", str(STATE)),
+        "PANORAMA_LOG_JSON": base.get("PANORAMA_LOG_JSON", "false"),
         "PYTHONUNBUFFERED": "1",
     }
     env.update(local_tracing(env))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ from infra import images
 from infra.deploy import chart
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = ROOT.parent / "shared" / "schemas" / "skaffold-v4beta14.json"
+# Vendored from skaffold's repository (source, version and licence: infra/schemas/README.md).
+SCHEMA_PATH = ROOT / "infra" / "schemas" / "skaffold-v4beta14.json"
+SCHEMA_SHA256 = "7c29a621995d2c6143d3c423c8e3d3dfb25703a49fd1cf77644b54168414b39e"
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +28,13 @@ def config() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def validator() -> jsonschema.protocols.Validator:
-    if not SCHEMA_PATH.exists():
-        pytest.fail(f"{SCHEMA_PATH} is missing: the shared schemas sit beside the repository")
     schema = json.loads(SCHEMA_PATH.read_text())
     return jsonschema.validators.validator_for(schema)(schema)
+
+
+def test_the_vendored_schema_is_skaffolds_published_file() -> None:
+    assert hashlib.sha256(SCHEMA_PATH.read_bytes()).hexdigest() == SCHEMA_SHA256
+    assert (SCHEMA_PATH.parent / "LICENSE.skaffold-schema").read_text().lstrip().startswith("Apache License")
 
 
 def test_skaffold_yaml_validates_against_the_published_schema(config: dict, validator: Any) -> None:

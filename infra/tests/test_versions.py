@@ -53,3 +53,10 @@ def test_the_drift_check_sees_a_difference(tmp_path: Path) -> None:
     drifted.write_text(image.replace(f"celery=={celery}", "celery==0.0.1"))
     dev = pins(ROOT / "requirements" / "dev.txt")
     assert {n for n, v in pins(drifted).items() if n in dev and dev[n] != v} == {"celery"}
+
+
+def test_the_benchmark_report_names_the_celery_the_images_ship() -> None:
+    celery = pins(ROOT / "requirements" / "runtime.txt")["celery"]
+    versions = re.search(r"^- Versions: (.*)$", (ROOT / "docs" / "benchmarks.md").read_text(), re.MULTILINE)
+    assert versions is not None
+    assert f"celery {celery}," in versions.group(1)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from panorama.core.cpu import affinity_cpus
+from panorama.video_worker import tools
 
 PACKAGES = (
     "fastapi",
@@ -49,11 +50,11 @@ def _memory_gib() -> float:
 
 
 def _ffmpeg() -> str:
-    try:
-        out = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, check=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
+    """The ffmpeg the worker would run (panorama.video_worker.tools), and where it came from if not the PATH."""
+    tool, _ = tools.find("ffmpeg", os.environ)
+    if tool is None:
         return "not installed"
-    return out.split("\n", 1)[0].removeprefix("ffmpeg version ").split(" ", 1)[0]
+    return tool.version if tool.source == "PATH" else f"{tool.version} ({tool.source})"
 
 
 def _postgres(dsn: str) -> str:

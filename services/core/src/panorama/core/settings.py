@@ -2,10 +2,15 @@
 
 A bad value stops start-up with a message that names the environment variable, not the Python
 field, because the variable is what the operator has to fix.
+
+In a checkout the same variables may also sit in a ``.env`` file at the repository root (see
+``.env.example``); ``PANORAMA_ENV_FILE`` names another file. Real environment variables win over
+the file. An image has no checkout, so nothing but its environment is read there.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -32,6 +37,21 @@ PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "change_me", "secr
 SENSITIVE_WORDS = ("key", "secret", "password", "token", "url")
 
 
+ENV_FILE_VARIABLE = "PANORAMA_ENV_FILE"
+# services/core/src/panorama/core/settings.py -> the repository root, in a checkout (editable install).
+CHECKOUT_ROOT = Path(__file__).resolve().parents[5]
+
+
+def env_file() -> Path | None:
+    """``PANORAMA_ENV_FILE``, else the checkout's ``.env``; None when installed outside a checkout."""
+    chosen = os.environ.get(ENV_FILE_VARIABLE, "").strip()
+    if chosen:
+        return Path(chosen)
+    if (CHECKOUT_ROOT / "services" / "core" / "pyproject.toml").is_file():
+        return CHECKOUT_ROOT / ".env"
+    return None
+
+
 class SettingsError(ValueError):
     """Settings that cannot start a service; the message names each variable to fix."""
 
@@ -39,7 +59,10 @@ class SettingsError(ValueError):
 class PanoramaSettings(BaseSettings):
     """Settings shared by every service. Building it reads the environment and nothing else."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    # env_file is read at each construction (a missing file is no error); real variables win over it.
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, env_file=env_file(), env_file_encoding="utf-8"
+    )
 
     log_level: LogLevel = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_json: bool = Field(
@@ -102,7 +125,8 @@ class PanoramaSettings(BaseSettings):
     def load(cls) -> Self:
         """Read the environment, turning validation errors into one :class:`SettingsError`."""
         try:
-            return cls()
+            # The file named now, not at import: PANORAMA_ENV_FILE may have been set since.
+            return cls(_env_file=env_file())  # type: ignore[call-arg]
         except ValidationError as exc:
             raise SettingsError(describe_errors(cls, exc)) from None
 

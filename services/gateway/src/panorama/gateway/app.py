@@ -103,7 +103,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await app.state.rate_limiter.aclose()
 
     app = create_service_app(
-        service="gateway", settings=settings, lifespan=lifespan, readiness_checks=_checks, debug_routes=False
+        service="gateway",
+        settings=settings,
+        lifespan=lifespan,
+        readiness_checks=_checks,
+        debug_routes=False,
+        internal_only=False,
     )
     app.state.io = io
     app.state.compute = compute_upstream

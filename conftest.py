@@ -7,12 +7,12 @@ The shared servers are never stopped or reconfigured here: each session creates 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 import redis
+
+from panorama.testing import throwaway_database
 
 PG_ADMIN_DSN = os.environ.get("PANORAMA_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_BASE = os.environ.get("PANORAMA_TEST_REDIS", "redis://127.0.0.1:6379")
@@ -22,12 +22,8 @@ REDIS_DB = int(os.environ.get("PANORAMA_TEST_REDIS_DB", "11"))
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """Name of a fresh Postgres database, dropped after the session."""
-    name = f"panorama_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield name
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database(PG_ADMIN_DSN) as name:
+        yield name
 
 
 @pytest.fixture(scope="session")

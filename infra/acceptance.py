@@ -23,17 +23,16 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import redis
 
 from panorama.core.contract import PORTS
+from panorama.testing import throwaway_database
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from infra import images
@@ -110,18 +109,6 @@ def run_args(name: str, image: str, work: Workload, storage: Path | None) -> lis
     return [*args, "--entrypoint", command[0], image, *command[1:]]
 
 
-@contextmanager
-def throwaway_database() -> Iterator[str]:
-    name = f"panorama_accept_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield name
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def wait_ready(url: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     last = "no answer"
@@ -179,7 +166,7 @@ def run(tag: str = "ci", port_offset: int = 0, redis_db: int = 15, timeout: floa
     suffix = uuid.uuid4().hex[:6]
     started: list[str] = []
     redis_url = f"redis://127.0.0.1:6379/{redis_db}"
-    with throwaway_database() as database, tempfile.TemporaryDirectory() as tmp:
+    with throwaway_database(PG_ADMIN, prefix="panorama_accept") as database, tempfile.TemporaryDirectory() as tmp:
         storage = Path(tmp) / "videos"
         storage.mkdir()
         subprocess.run(["chown", "10001:0", str(storage)], check=True)

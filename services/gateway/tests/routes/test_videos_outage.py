@@ -17,10 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from panorama.core.queue import StorageLayout
-from panorama.testing import free_port, gunicorn_command, running
+from panorama.testing import ThrowawayRedis, free_port, gunicorn_command, running
 
 pytestmark = pytest.mark.slow
 
@@ -31,22 +30,9 @@ QUICK = 15.0
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    port = free_port()
-    cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            redis.Redis.from_url(url, socket_timeout=1).ping()
-            break
-        except redis.ConnectionError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-    yield url, proc
-    os.kill(proc.pid, signal.SIGCONT)
-    proc.kill()
-    proc.wait(10)
+    with ThrowawayRedis(tmp_path) as server:
+        assert server.proc is not None
+        yield server.url, server.proc
 
 
 @pytest.fixture

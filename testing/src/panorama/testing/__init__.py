@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -204,26 +205,34 @@ def decode_otlp_traces(body: bytes) -> list[ReceivedSpan]:
 
 
 class OtlpReceiver:
-    """``POST /v1/traces`` on 127.0.0.1 in a thread; set ``OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint``."""
+    """``POST /v1/traces`` on 127.0.0.1 in a thread; set ``OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint``.
 
-    def __init__(self) -> None:
+    ``decode=False`` only counts requests and bytes (a benchmark's collector must cost nothing).
+    """
+
+    def __init__(self, *, decode: bool = True) -> None:
         self.spans: list[ReceivedSpan] = []
         self.requests = 0
+        self.bytes = 0
+        self.decode = decode
         self._lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                if self.headers.get("content-encoding") == "gzip":
-                    body = gzip.decompress(body)
                 if self.path != "/v1/traces":
                     self.send_error(404)
                     return
-                spans = decode_otlp_traces(body)
+                spans: list[ReceivedSpan] = []
+                if receiver.decode:
+                    spans = decode_otlp_traces(
+                        gzip.decompress(body) if self.headers.get("content-encoding") == "gzip" else body
+                    )
                 with receiver._lock:
                     receiver.spans.extend(spans)
                     receiver.requests += 1
+                    receiver.bytes += len(body)
                 self.send_response(200)
                 self.send_header("content-type", "application/x-protobuf")
                 self.send_header("content-length", "0")
@@ -316,18 +325,35 @@ class ThrowawayRedis:
             raise RuntimeError("redis-server is not on PATH")
         cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            time.sleep(0.05)
-        raise TimeoutError(f"redis-server on port {self.port} did not start")
+        wait_port(self.port)
+        return self
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)  # a frozen (SIGSTOPped) server dies too
             self.proc.kill()
             self.proc.wait(10)
+
+    def __enter__(self) -> ThrowawayRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+
+
+@contextlib.contextmanager
+def throwaway_database(admin_dsn: str, prefix: str = "panorama_test") -> Iterator[str]:
+    """The name of a fresh database on ``admin_dsn``'s server (the shared one is fine), dropped on exit."""
+    import psycopg  # dev dependency; only the helpers that touch Postgres need it
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def make_clip(

@@ -33,7 +33,7 @@ import httpx
 import redis
 
 from panorama.core.contract import PORTS
-from panorama.testing import make_clip, throwaway_database
+from panorama.testing import make_clip, throwaway_database, wait_http_ok
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from infra import images
@@ -110,19 +110,20 @@ def run_args(name: str, image: str, work: Workload, storage: Path | None) -> lis
     return [*args, "--entrypoint", command[0], image, *command[1:]]
 
 
+class AcceptanceFailed(Exception):
+    """A step of the acceptance did not hold; the message names it (and carries the containers' logs)."""
+
+
+def check(condition: object, message: str) -> None:
+    if not condition:
+        raise AcceptanceFailed(message)
+
+
 def wait_ready(url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        try:
-            response = httpx.get(url, timeout=3)
-            if response.status_code == 200:
-                return
-            last = f"{response.status_code} {response.text[:300]}"
-        except httpx.HTTPError as exc:
-            last = repr(exc)
-        time.sleep(1)
-    raise AssertionError(f"{url} not ready after {timeout:.0f}s: {last}")
+    try:
+        wait_http_ok(url, timeout, interval=1.0)
+    except TimeoutError as exc:
+        raise AcceptanceFailed(str(exc)) from None
 
 
 def container_logs(name: str, lines: int = 40) -> str:
@@ -137,15 +138,6 @@ def image_tools(image: str) -> dict[str, bool]:
         result = podman("run", "--rm", "--entrypoint", "sh", image, "-c", f"command -v {tool}", check=False)
         found[tool] = result.returncode == 0
     return found
-
-
-class AcceptanceFailed(Exception):
-    """A step of the acceptance did not hold; the message names it (and carries the containers' logs)."""
-
-
-def check(condition: object, message: str) -> None:
-    if not condition:
-        raise AcceptanceFailed(message)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, message: str, interval: float) -> None:

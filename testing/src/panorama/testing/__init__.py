@@ -64,6 +64,27 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
     wait_until(listening, timeout, f"a listener on 127.0.0.1:{port}", ignore=(OSError,))
 
 
+def wait_http_ok(url: str, timeout: float, *, interval: float = 0.2, alive: Callable[[], None] | None = None) -> None:
+    """Return once ``GET url`` answers 200; TimeoutError with the last answer after ``timeout``.
+
+    ``alive`` is called before each try and raises if the server died (no point waiting on).
+    """
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if alive is not None:
+            alive()
+        try:
+            response = httpx.get(url, timeout=min(3.0, max(interval, 2.0)))
+            if response.status_code == 200:
+                return
+            last = f"{response.status_code} {response.text[:500]}"
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        time.sleep(interval)
+    raise TimeoutError(f"{url} not ready after {timeout:g}s: {last}")
+
+
 def gunicorn_command(app: str, port: int, *, workers: int | None = 1) -> list[str]:
     cmd = [
         sys.executable, "-m", "gunicorn", "-c", "python:panorama.core.gunicorn_conf",
@@ -99,20 +120,14 @@ class ServiceProcess:
 
     def wait_ready(self, path: str = "/readyz", timeout: float = 30.0) -> None:
         assert self.url, "wait_ready needs a url"
-        deadline = time.monotonic() + timeout
-        last = "no answer"
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"{self.cmd[:4]} exited with {self.proc.returncode}:\n{self.output[-4000:]}")
-            try:
-                response = httpx.get(self.url + path, timeout=2.0)
-                if response.status_code == 200:
-                    return
-                last = f"{response.status_code} {response.text[:500]}"
-            except httpx.HTTPError as exc:
-                last = repr(exc)
-            time.sleep(0.2)
-        raise TimeoutError(f"{self.url}{path} not ready after {timeout}s: {last}\n{self.output[-4000:]}")
+        try:
+            wait_http_ok(self.url + path, timeout, alive=self._check_alive)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n{self.output[-4000:]}") from None
+
+    def _check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"{self.cmd[:4]} exited with {self.proc.returncode}:\n{self.output[-4000:]}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
         if self.proc is None or self.proc.poll() is not None:

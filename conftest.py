@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 
 # A developer's .env (see .env.example) must not change what the tests run: no file for them.
 os.environ["PANORAMA_ENV_FILE"] = os.devnull
 
-import psycopg
 import pytest
 import redis
 
+from panorama.testing import throwaway_database
 from panorama.video_worker.tools import wheel_binaries
 
 PG_ADMIN_DSN = os.environ.get("PANORAMA_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -38,12 +37,8 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """Name of a fresh Postgres database, dropped after the session."""
-    name = f"panorama_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield name
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database(PG_ADMIN_DSN) as name:
+        yield name
 
 
 @pytest.fixture(scope="session")

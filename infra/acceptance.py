@@ -23,22 +23,21 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import redis
 
 from panorama.core.contract import PORTS
+from panorama.testing import make_clip, throwaway_database, wait_http_ok
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from infra import images
 from infra.deploy import chart
-from panorama.video_worker import tools
 
 HTTP_PORTS = PORTS
 HOSTS = ("panorama-gateway", "panorama-io", "panorama-compute", "panorama-postgresql", "panorama-redis")
@@ -110,41 +109,20 @@ def run_args(name: str, image: str, work: Workload, storage: Path | None) -> lis
     return [*args, "--entrypoint", command[0], image, *command[1:]]
 
 
-@contextmanager
-def throwaway_database() -> Iterator[str]:
-    name = f"panorama_accept_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield name
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+class AcceptanceFailed(Exception):
+    """A step of the acceptance did not hold; the message names it (and carries the containers' logs)."""
+
+
+def check(condition: object, message: str) -> None:
+    if not condition:
+        raise AcceptanceFailed(message)
 
 
 def wait_ready(url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        try:
-            response = httpx.get(url, timeout=3)
-            if response.status_code == 200:
-                return
-            last = f"{response.status_code} {response.text[:300]}"
-        except httpx.HTTPError as exc:
-            last = repr(exc)
-        time.sleep(1)
-    raise AssertionError(f"{url} not ready after {timeout:.0f}s: {last}")
-
-
-def sample_video(directory: Path) -> Path:
-    path = directory / "sample.mp4"
-    subprocess.run(
-        [tools.ffmpeg(), "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=duration=2:size=320x240:rate=15",
-         "-pix_fmt", "yuv420p", str(path)],
-        check=True,
-    )  # fmt: skip
-    return path
+    try:
+        wait_http_ok(url, timeout, interval=1.0)
+    except TimeoutError as exc:
+        raise AcceptanceFailed(str(exc)) from None
 
 
 def container_logs(name: str, lines: int = 40) -> str:
@@ -161,87 +139,101 @@ def image_tools(image: str) -> dict[str, bool]:
     return found
 
 
-def run(tag: str = "ci", port_offset: int = 0, redis_db: int = 15, timeout: float = 120.0) -> dict[str, Any]:
-    """Run the acceptance; raises AssertionError with the failing step and the containers' logs."""
-    report: dict[str, Any] = {"images": {}}
+def wait_for(predicate: Callable[[], bool], timeout: float, message: str, interval: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        check(time.monotonic() < deadline, message)
+        time.sleep(interval)
+
+
+def image_report(tag: str) -> dict[str, Any]:
+    """Size and tools of each image: no compiler or ffmpeg in the HTTP images, ffmpeg in the worker's."""
+    report: dict[str, Any] = {}
     for component in images.SERVICES:
         image = images.image_name(component, tag)
-        report["images"][component] = {
-            "size_mb": round(images.size_bytes(component, tag) / 1e6, 1),
-            **image_tools(image),
-        }
+        report[component] = {"size_mb": round(images.size_bytes(component, tag) / 1e6, 1), **image_tools(image)}
     for component in HTTP_PORTS:
-        tools = report["images"][component]
-        carried = [tool for tool, present in tools.items() if present and tool != "size_mb"]
-        assert carried == [], f"the {component} image carries {carried}"
-    assert report["images"]["video-worker"]["ffmpeg"], "the video worker image has no ffmpeg"
+        carried = [tool for tool, present in report[component].items() if present and tool != "size_mb"]
+        check(carried == [], f"the {component} image carries {carried}")
+    check(report["video-worker"]["ffmpeg"], "the video worker image has no ffmpeg")
+    return report
 
+
+def start_release(
+    rendered: chart.Rendered, tag: str, storage: Path, suffix: str, port_offset: int, started: list[str]
+) -> None:
+    """Run the migration Job, then each Deployment's container as the chart renders it (named in ``started``)."""
+    work = workload(rendered, "Job", "panorama-migrate", port_offset)
+    image = images.image_name("io", tag)
+    migrate = podman("run", "--rm", *run_args(f"accept-migrate-{suffix}", image, work, None)[2:], check=False)
+    check(migrate.returncode == 0, f"migration failed:\n{migrate.stdout}\n{migrate.stderr}")
+    for component in ("io", "compute", "gateway", "video-worker"):
+        work = workload(rendered, "Deployment", f"panorama-{component}", port_offset)
+        name = f"accept-{component}-{suffix}"
+        mount = storage if component in ("gateway", "video-worker") else None
+        podman("run", "-d", *run_args(name, images.image_name(component, tag), work, mount))
+        started.append(name)
+
+
+def wait_release_ready(rendered: chart.Rendered, suffix: str, port_offset: int, timeout: float) -> None:
+    for port in HTTP_PORTS.values():
+        wait_ready(f"http://127.0.0.1:{port + port_offset}/readyz", timeout)
+    ping = probe_command(rendered, "panorama-video-worker", "readinessProbe")
+    worker = f"accept-video-worker-{suffix}"
+    answered = lambda: podman("exec", worker, *ping, check=False).returncode == 0  # noqa: E731
+    wait_for(answered, timeout, "video worker never answered its readiness probe", 2)
+
+
+def exercise_gateway(url: str, workdir: Path, suffix: str, timeout: float) -> dict[str, Any]:
+    """A user, a computation and a transcode through the gateway; the transcode's final status."""
+    with httpx.Client(base_url=url, headers={"X-API-Key": API_KEY}, timeout=30) as client:
+        created = client.post("/users", json={"name": "Ada", "email": f"ada-{suffix}@example.com"})
+        check(created.status_code == 201, created.text)
+        fetched = client.get(f"/users/{created.json()['id']}")
+        check(fetched.status_code == 200, fetched.text)
+        computed = client.post("/compute", json={"n": 1000})
+        check(computed.status_code == 200, computed.text)
+        check(computed.json()["result"] == 499500, computed.text)
+        clip = make_clip(workdir / "sample.mp4", 2.0, rate=15, faststart=False)
+        with clip.open("rb") as video:
+            upload = client.post("/upload-video", files={"file": ("sample.mp4", video, "video/mp4")})
+        check(upload.status_code == 202, upload.text)
+        task_id = upload.json()["task_id"]
+        status: dict[str, Any] = {}
+
+        def finished() -> bool:
+            status.update(client.get(f"/task/{task_id}").json())
+            return status["status"] in ("SUCCESS", "FAILURE")
+
+        wait_for(finished, timeout, f"transcode not finished after {timeout:.0f}s", 1)
+        check(status["status"] == "SUCCESS", str(status))
+        return status
+
+
+def run(tag: str = "ci", port_offset: int = 0, redis_db: int = 15, timeout: float = 120.0) -> dict[str, Any]:
+    """Run the acceptance; raises AcceptanceFailed with the failing step and the containers' logs."""
+    report: dict[str, Any] = {"images": image_report(tag)}
     suffix = uuid.uuid4().hex[:6]
     started: list[str] = []
-    redis_url = f"redis://127.0.0.1:6379/{redis_db}"
-    with throwaway_database() as database, tempfile.TemporaryDirectory() as tmp:
+    with throwaway_database(PG_ADMIN, prefix="panorama_accept") as database, tempfile.TemporaryDirectory() as tmp:
         storage = Path(tmp) / "videos"
         storage.mkdir()
         subprocess.run(["chown", "10001:0", str(storage)], check=True)
         rendered = chart.render(acceptance_values(database, redis_db))
         try:
-            work = workload(rendered, "Job", "panorama-migrate", port_offset)
-            migrate = podman(
-                "run",
-                "--rm",
-                *run_args(f"accept-migrate-{suffix}", images.image_name("io", tag), work, None)[2:],
-                check=False,
-            )
-            assert migrate.returncode == 0, f"migration failed:\n{migrate.stdout}\n{migrate.stderr}"
-
-            for component in ("io", "compute", "gateway", "video-worker"):
-                work = workload(rendered, "Deployment", f"panorama-{component}", port_offset)
-                name = f"accept-{component}-{suffix}"
-                mount = storage if component in ("gateway", "video-worker") else None
-                podman("run", "-d", *run_args(name, images.image_name(component, tag), work, mount))
-                started.append(name)
-
-            for port in HTTP_PORTS.values():
-                wait_ready(f"http://127.0.0.1:{port + port_offset}/readyz", timeout)
-            worker = f"accept-video-worker-{suffix}"
-            ping = probe_command(rendered, "panorama-video-worker", "readinessProbe")
-            deadline = time.monotonic() + timeout
-            while podman("exec", worker, *ping, check=False).returncode != 0:
-                assert time.monotonic() < deadline, "video worker never answered its readiness probe"
-                time.sleep(2)
+            start_release(rendered, tag, storage, suffix, port_offset, started)
+            wait_release_ready(rendered, suffix, port_offset, timeout)
             report["ready"] = True
-
-            gateway = f"http://127.0.0.1:{8000 + port_offset}"
-            headers = {"X-API-Key": API_KEY}
-            with httpx.Client(base_url=gateway, headers=headers, timeout=30) as client:
-                created = client.post("/users", json={"name": "Ada", "email": f"ada-{suffix}@example.com"})
-                assert created.status_code == 201, created.text
-                fetched = client.get(f"/users/{created.json()['id']}")
-                assert fetched.status_code == 200, fetched.text
-                computed = client.post("/compute", json={"n": 1000})
-                assert computed.status_code == 200, computed.text
-                assert computed.json()["result"] == 499500
-                with sample_video(Path(tmp)).open("rb") as video:
-                    upload = client.post("/upload-video", files={"file": ("sample.mp4", video, "video/mp4")})
-                assert upload.status_code == 202, upload.text
-                task_id = upload.json()["task_id"]
-                deadline = time.monotonic() + timeout
-                while True:
-                    status = client.get(f"/task/{task_id}").json()
-                    if status["status"] in ("SUCCESS", "FAILURE"):
-                        break
-                    assert time.monotonic() < deadline, f"transcode still {status} after {timeout:.0f}s"
-                    time.sleep(1)
-                assert status["status"] == "SUCCESS", status
-                report["transcode"] = status
-        except AssertionError as exc:
+            gateway = f"http://127.0.0.1:{PORTS['gateway'] + port_offset}"
+            report["transcode"] = exercise_gateway(gateway, Path(tmp), suffix, timeout)
+        except AcceptanceFailed as exc:
             logs = "\n".join(f"--- {n}\n{container_logs(n)}" for n in started)
-            raise AssertionError(f"{exc}\n{logs}") from None
+            raise AcceptanceFailed(f"{exc}\n{logs}") from None
         finally:
             for name in started:
                 podman("rm", "-f", "-t", "5", name, check=False)
             with suppress(redis.RedisError):
-                redis.Redis.from_url(redis_url).flushdb()
+                redis.Redis.from_url(f"redis://127.0.0.1:6379/{redis_db}").flushdb()
     return report
 
 
@@ -253,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         report = run(args.tag, args.port_offset, args.redis_db)
-    except AssertionError as exc:
+    except AcceptanceFailed as exc:
         print(f"acceptance FAILED: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(report, indent=2))

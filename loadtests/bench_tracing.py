@@ -18,57 +18,19 @@ import contextlib
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from lib.output import emit
 
-from panorama.testing import free_port, gunicorn_command, running
+from panorama.testing import OtlpReceiver, free_port, gunicorn_command, running
 
 API_KEY = "bench-tracing-key-0123456789"
 PATH = "/demo/async?delay=0"
 CONCURRENCY = 16
-
-
-class NullCollector:
-    """Accepts OTLP/HTTP exports and throws them away, counting requests and bytes."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.bytes = 0
-        collector = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                collector.requests += 1
-                collector.bytes += len(body)
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> NullCollector:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 @contextlib.contextmanager
@@ -124,7 +86,7 @@ async def drive(url: str, seconds: float) -> dict[str, float]:
 def run(quick: bool = False, ratio: float | None = None) -> dict[str, Any]:
     """``ratio`` None: every trace sampled (the worst case); else the production sampler at that ratio."""
     rounds, seconds = (3, 3.0) if quick else (6, 8.0)
-    with tempfile.TemporaryDirectory(prefix="bench-tracing-") as tmp, NullCollector() as collector:
+    with tempfile.TemporaryDirectory(prefix="bench-tracing-") as tmp, OtlpReceiver(decode=False) as collector:
         workdir = Path(tmp)
         traced_env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint, "OTEL_TRACES_SAMPLER": "always_on"}
         if ratio is not None:

@@ -31,8 +31,7 @@ from lib.output import emit
 from lib.stack import redis_server
 
 from panorama.core.queue import PROCESS_VIDEO_TASK, StorageLayout, celery_config, ensure_queue_dirs
-from panorama.testing import ServiceProcess
-from panorama.video_worker import tools
+from panorama.testing import ServiceProcess, make_clip
 from panorama.video_worker.ffmpeg import probe, transcode_command
 
 GOAL_OVERHEAD = 0.10
@@ -40,15 +39,6 @@ POLL_S = 0.02
 CPU_LIMIT = 2
 PRESET = "veryfast"
 CRF = 23
-
-
-def make_clip(path: Path, seconds: float) -> None:
-    subprocess.run(
-        [tools.ffmpeg(), "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
-         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", str(seconds),
-         "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-pix_fmt", "yuv420p", str(path)],
-        check=True,
-    )  # fmt: skip
 
 
 def wait_ready(worker: ServiceProcess, client: Celery, timeout: float = 60.0) -> None:
@@ -141,7 +131,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="panorama-bench-video-") as tmp:
         root = Path(tmp)
         clip = root / "clip.mp4"
-        make_clip(clip, seconds)
+        make_clip(clip, seconds, size="1280x720", rate=30, audio=True, faststart=False, source="testsrc2")
         with redis_server(root) as redis_url:
             bench = Bench(root, redis_url, clip, probe(clip, 30).duration)
             cmd = [sys.executable, "-m", "celery", "-A", "panorama.video_worker.celery_app", "worker",

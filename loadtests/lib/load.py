@@ -17,13 +17,10 @@ from typing import Any
 
 import aiohttp
 
+# One percentile for the services' loop lag and the benchmarks' latencies: nearest rank.
+from panorama.core.looplag import percentile
+
 Call = Callable[[], Awaitable[int]]
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (0 for no values)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))] if ordered else 0.0
 
 
 def session(limit: int = 0, total_timeout: float = 120.0) -> aiohttp.ClientSession:

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
-import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import psycopg
 
-from panorama.testing import ServiceProcess, free_port, gunicorn_command, running
+from panorama.testing import (
+    ServiceProcess,
+    ThrowawayRedis,
+    free_port,
+    gunicorn_command,
+    running,
+    throwaway_database,
+)
 
 PG_DSN = os.environ.get("PANORAMA_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 API_KEY = "bench-key-0123456789abcdef"
@@ -40,46 +43,19 @@ BASE_ENV = {
 @contextlib.contextmanager
 def postgres_database(dsn: str = PG_DSN) -> Iterator[str]:
     """A fresh database on ``dsn``'s server, dropped on exit; yields its asyncpg SQLAlchemy URL."""
-    name = f"panorama_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
+    with throwaway_database(dsn, prefix="panorama_bench") as name:
         yield f"postgresql+asyncpg://{dsn.split('://', 1)[1].rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def libpq_url(database_url: str) -> str:
     return "postgresql://" + database_url.split("://", 1)[1]
 
 
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
-
-
 @contextlib.contextmanager
 def redis_server(folder: Path) -> Iterator[str]:
     """A throwaway redis-server on a free port (never the shared one); yields its URL."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    try:
-        wait_port(port)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with ThrowawayRedis(folder) as server:
+        yield server.url
 
 
 def migrate(database_url: str, workdir: Path) -> None:

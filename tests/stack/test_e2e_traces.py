@@ -7,7 +7,6 @@ is whose parent, in which service, with which attributes.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 import uuid
@@ -19,7 +18,7 @@ import httpx
 import pytest
 
 from panorama.io import migrate
-from panorama.testing import OtlpReceiver, ReceivedSpan, ServiceProcess, free_port, gunicorn_command, running
+from panorama.testing import OtlpReceiver, ReceivedSpan, ServiceProcess, free_port, gunicorn_command, make_clip, running
 
 pytestmark = pytest.mark.slow
 
@@ -109,15 +108,6 @@ def has(service: str, predicate: Callable[[ReceivedSpan], bool]) -> Callable[[li
 
 def all_of(*checks: Callable[[list[ReceivedSpan]], bool]) -> Callable[[list[ReceivedSpan]], bool]:
     return lambda spans: all(check(spans) for check in checks)
-
-
-def make_clip(path: Path) -> Path:
-    cmd = [
-        "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "2",
-        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(path),
-    ]  # fmt: skip
-    subprocess.run(cmd, check=True)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ the shared Postgres and Redis are never touched. Each test bounds its own run ti
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +27,8 @@ from panorama.testing import (
     gunicorn_command,
     running,
 )
+from panorama.testing import make_clip as clip
+from panorama.testing import wait_until as until
 
 pytestmark = pytest.mark.slow
 
@@ -88,15 +90,8 @@ class SteadyLoad:
             worker.join(self.timeout + 5)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> float:
-    """Seconds until ``predicate()`` held; AssertionError naming ``what`` after ``timeout``."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        with contextlib.suppress(httpx.HTTPError):
-            if predicate():
-                return time.monotonic() - start
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not within {timeout}s")
+# A stack still starting refuses calls: that is "not yet", not a failure.
+wait_until = functools.partial(until, ignore=(httpx.HTTPError,))
 
 
 def established_to(port: int) -> int:
@@ -111,13 +106,7 @@ def established_to(port: int) -> int:
     return count
 
 
-def make_clip(path: Path, seconds: float = 1.0) -> Path:
-    cmd = [
-        "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=15", "-t", str(seconds),
-        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(path),
-    ]  # fmt: skip
-    subprocess.run(cmd, check=True, timeout=60)
-    return path
+make_clip = functools.partial(clip, seconds=1.0, size="160x120", rate=15)
 
 
 def files_under(root: Path) -> list[str]:

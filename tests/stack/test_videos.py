@@ -7,6 +7,7 @@ to kill a worker in the middle of a transcode.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -23,6 +24,7 @@ import pytest
 import redis
 
 from panorama.testing import ServiceProcess, free_port, gunicorn_command, running
+from panorama.testing import make_clip as clip
 
 pytestmark = pytest.mark.slow
 
@@ -39,16 +41,7 @@ WORKER_ENV = {
 }
 
 
-def make_clip(path: Path, *, seconds: float = CLIP_SECONDS, faststart: bool = True) -> Path:
-    cmd = [
-        "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=640x480:rate=30",
-        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", str(seconds),
-        "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-pix_fmt", "yuv420p",
-    ]  # fmt: skip
-    if faststart:
-        cmd += ["-movflags", "+faststart"]
-    subprocess.run([*cmd, str(path)], check=True)
-    return path
+make_clip = functools.partial(clip, seconds=CLIP_SECONDS, size="640x480", rate=30, audio=True)
 
 
 def ffprobe(path: Path) -> dict:

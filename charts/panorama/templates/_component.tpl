@@ -1,6 +1,9 @@
 {{/*
 The objects every Panorama component has (ConfigMap, Deployment, Service, HPA, PDB), written
 once and included from templates/<component>/<kind>.yaml with (dict "root" $ "component" "io").
+
+What differs between the components is data, in "panorama.facts"; the templates below read the
+facts of their component and never test its name.
 */}}
 
 {{- define "panorama.ports" -}}
@@ -8,22 +11,85 @@ once and included from templates/<component>/<kind>.yaml with (dict "root" $ "co
 {{- index $ports . -}}
 {{- end -}}
 
+{{/*
+Per-component facts:
+  http      serves HTTP on its panorama.ports port (else: a Celery worker with a metrics port)
+  module    the Python package under panorama.
+  storage   mounts the shared video volume
+  secrets   Secret-backed env: apiKeys, internalToken
+  needs     env of the dependencies it uses: database, redis
+  calls     the components whose URL it is given (PANORAMA_<NAME>_URL)
+  settings  ConfigMap entries from its values: env name -> values field
+*/}}
+{{- define "panorama.facts" -}}
+gateway:
+  http: true
+  module: gateway
+  storage: true
+  secrets: [apiKeys, internalToken]
+  needs: [redis]
+  calls: [io, compute]
+  settings:
+    PANORAMA_UPSTREAM_CONNECTIONS: upstreamConnections
+    PANORAMA_MAX_UPLOAD_BYTES: maxUploadBytes
+    PANORAMA_RATE_LIMIT: rateLimit
+    PANORAMA_METRICS_PORT: metricsPort
+io:
+  http: true
+  module: io
+  storage: false
+  secrets: [internalToken]
+  needs: [database, redis]
+  calls: []
+  settings:
+    PANORAMA_DEMO_ANTIPATTERNS: demoAntipatterns
+    PANORAMA_PROXY_ALLOW_HOSTS: proxyAllowHosts
+compute:
+  http: true
+  module: compute
+  storage: false
+  secrets: [internalToken]
+  needs: []
+  calls: []
+  settings: {}
+video-worker:
+  http: false
+  module: video_worker
+  storage: true
+  secrets: []
+  needs: [redis]
+  calls: [io]
+  settings:
+    PANORAMA_WORKER_METRICS_PORT: metricsPort
+{{- end -}}
+
+{{/* The facts of one component, as a dict: include "panorama.component" . | fromYaml */}}
+{{- define "panorama.component" -}}
+{{- index (include "panorama.facts" . | fromYaml) .component | toYaml -}}
+{{- end -}}
+
+{{/* The URL a component is reached at inside the release: (dict "root" $ "component" "io") */}}
+{{- define "panorama.url" -}}
+{{- printf "http://%s:%s" (include "panorama.componentName" .) (include "panorama.ports" .component) -}}
+{{- end -}}
+
 {{/* The command each container runs: the same one the Dockerfile's entrypoint holds. */}}
 {{- define "panorama.command" -}}
-{{- if eq .component "video-worker" }}
-- celery
-- -A
-- panorama.video_worker.celery_app
-- worker
-- --loglevel
-- {{ .root.Values.logLevel }}
-{{- else }}
+{{- $c := include "panorama.component" . | fromYaml -}}
+{{- if $c.http }}
 - gunicorn
 - -c
 - python:panorama.core.gunicorn_conf
 - --bind
 - 0.0.0.0:{{ include "panorama.ports" .component }}
-- panorama.{{ .component }}.app:create_app()
+- panorama.{{ $c.module }}.app:create_app()
+{{- else }}
+- celery
+- -A
+- panorama.{{ $c.module }}.celery_app
+- worker
+- --loglevel
+- {{ .root.Values.logLevel }}
 {{- end }}
 {{- end -}}
 
@@ -53,6 +119,7 @@ capabilities:
 {{/* Non-secret settings of a component; the Deployment loads them with envFrom. */}}
 {{- define "panorama.configmap" -}}
 {{- $root := .root -}}
+{{- $c := include "panorama.component" . | fromYaml -}}
 {{- $v := index $root.Values (include "panorama.valuesKey" .component) -}}
 {{- $otel := include "panorama.otelEndpoint" $root -}}
 apiVersion: v1
@@ -68,10 +135,10 @@ data:
   PANORAMA_STATE_DIR: /tmp/panorama
   {{- /* gunicorn workers (and Celery children) write their samples here; /metrics sums them (emptyDir "metrics"). */}}
   PROMETHEUS_MULTIPROC_DIR: /run/metrics
-  {{- if has .component (list "gateway" "video-worker") }}
+  {{- if $c.storage }}
   PANORAMA_STORAGE_DIR: /data/videos
   {{- end }}
-  {{- if ne .component "video-worker" }}
+  {{- if $c.http }}
   {{- /*
   Kubernetes runs preStop, then sends SIGTERM; gunicorn then drains (readiness 503, still serving) for
   drainSeconds and must finish in what is left of the grace period. preStop already covers the
@@ -82,21 +149,14 @@ data:
   {{- /* gunicorn's control socket goes to $XDG_RUNTIME_DIR, else $HOME: the root file system is read-only. */}}
   XDG_RUNTIME_DIR: /tmp
   {{- end }}
-  {{- if eq .component "gateway" }}
-  PANORAMA_IO_URL: {{ printf "http://%s:8001" (include "panorama.componentName" (dict "root" $root "component" "io")) | quote }}
-  PANORAMA_COMPUTE_URL: {{ printf "http://%s:8002" (include "panorama.componentName" (dict "root" $root "component" "compute")) | quote }}
-  PANORAMA_UPSTREAM_CONNECTIONS: {{ $v.upstreamConnections | toString | quote }}
-  PANORAMA_MAX_UPLOAD_BYTES: {{ $v.maxUploadBytes | int64 | toString | quote }}
-  PANORAMA_RATE_LIMIT: {{ $v.rateLimit | quote }}
-  PANORAMA_METRICS_PORT: {{ $v.metricsPort | toString | quote }}
+  {{- range $name, $field := $c.settings }}
+  {{- $value := index $v $field }}
+  {{- /* YAML numbers arrive as floats: 1073741824 must not become 1.073741824e+09. */}}
+  {{- if kindIs "float64" $value }}{{ $value = int64 $value }}{{ end }}
+  {{ $name }}: {{ $value | toString | quote }}
   {{- end }}
-  {{- if eq .component "io" }}
-  PANORAMA_DEMO_ANTIPATTERNS: {{ $v.demoAntipatterns | toString | quote }}
-  PANORAMA_PROXY_ALLOW_HOSTS: {{ $v.proxyAllowHosts | quote }}
-  {{- end }}
-  {{- if eq .component "video-worker" }}
-  PANORAMA_WORKER_METRICS_PORT: {{ $v.metricsPort | toString | quote }}
-  PANORAMA_IO_URL: {{ printf "http://%s:8001" (include "panorama.componentName" (dict "root" $root "component" "io")) | quote }}
+  {{- range $c.calls }}
+  {{ printf "PANORAMA_%s_URL" (upper .) }}: {{ include "panorama.url" (dict "root" $root "component" .) | quote }}
   {{- end }}
   OTEL_SERVICE_NAME: {{ printf "panorama-%s" .component | quote }}
   OTEL_RESOURCE_ATTRIBUTES: {{ printf "service.namespace=%s,deployment.environment=%s" $root.Release.Namespace $root.Release.Name | quote }}
@@ -110,11 +170,130 @@ data:
   {{- end }}
 {{- end -}}
 
+{{/* Secret-backed env of a component, from its secrets and needs facts. */}}
+{{- define "panorama.env" -}}
+{{- $root := .root -}}
+{{- $c := include "panorama.component" . | fromYaml -}}
+{{- if has "apiKeys" $c.secrets }}
+- name: PANORAMA_API_KEYS
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "panorama.apiKeysSecret" $root }}
+      key: api-keys
+{{- end }}
+{{- if has "internalToken" $c.secrets }}
+{{- /* The gateway sends it; io and compute refuse callers without it. */}}
+- name: PANORAMA_INTERNAL_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "panorama.internalTokenSecret" $root }}
+      key: internal-token
+{{- end }}
+{{- if has "database" $c.needs }}
+{{- include "panorama.databaseEnv" $root | nindent 0 }}
+{{- end }}
+{{- if has "redis" $c.needs }}
+{{- include "panorama.redisEnv" $root | nindent 0 }}
+{{- end }}
+{{- end -}}
+
+{{- define "panorama.containerPorts" -}}
+{{- $c := include "panorama.component" . | fromYaml -}}
+{{- $v := index .root.Values (include "panorama.valuesKey" .component) -}}
+{{- if $c.http -}}
+- name: http
+  containerPort: {{ include "panorama.ports" .component }}
+  protocol: TCP
+{{- with $v.metricsPort }}
+{{- /* The gunicorn master serves every worker's samples here, never on the public port. */}}
+- name: metrics
+  containerPort: {{ . }}
+  protocol: TCP
+{{- end }}
+{{- else -}}
+{{- /* The prefork parent serves the whole pod's /metrics here (children's samples aggregated). */}}
+- name: metrics
+  containerPort: {{ (index .root.Values (include "panorama.valuesKey" .component)).metricsPort }}
+  protocol: TCP
+{{- end -}}
+{{- end -}}
+
+{{/* Probes: /healthz and /readyz for an HTTP service, Celery's ping for a worker. */}}
+{{- define "panorama.probes" -}}
+{{- $c := include "panorama.component" . | fromYaml -}}
+{{- if $c.http -}}
+{{- /* Liveness is the process alone: a dead dependency must not restart healthy pods. */}}
+startupProbe:
+  httpGet: {path: /healthz, port: http}
+  periodSeconds: 2
+  timeoutSeconds: 2
+  failureThreshold: 30
+livenessProbe:
+  httpGet: {path: /healthz, port: http}
+  periodSeconds: 10
+  timeoutSeconds: 2
+  failureThreshold: 3
+{{- /* /readyz bounds each dependency check by PANORAMA_READINESS_TIMEOUT (2 s). */}}
+readinessProbe:
+  httpGet: {path: /readyz, port: http}
+  periodSeconds: 5
+  timeoutSeconds: 3
+  failureThreshold: 2
+{{- else -}}
+{{- /* The worker has no HTTP API: Celery's own ping over the broker says it consumes. */}}
+startupProbe:
+  exec:
+    command: {{ include "panorama.workerPing" . }}
+  periodSeconds: 10
+  timeoutSeconds: 15
+  failureThreshold: 12
+readinessProbe:
+  exec:
+    command: {{ include "panorama.workerPing" . }}
+  periodSeconds: 60
+  timeoutSeconds: 15
+  failureThreshold: 3
+{{- /*
+No livenessProbe: the only liveness signal Celery offers (inspect ping) goes through the
+broker, so it would restart healthy workers whenever Redis blips; a crashed main process
+ends the container (it is PID 1) and hung jobs are bounded by the task time limits.
+*/}}
+{{- end -}}
+{{- end -}}
+
+{{- define "panorama.volumeMounts" -}}
+{{- $c := include "panorama.component" . | fromYaml -}}
+- name: tmp
+  mountPath: /tmp
+- name: metrics
+  mountPath: /run/metrics
+{{- if $c.storage }}
+- name: videos
+  mountPath: /data/videos
+{{- end }}
+{{- end -}}
+
+{{- define "panorama.volumes" -}}
+{{- $c := include "panorama.component" . | fromYaml -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: 256Mi
+{{- /* Its own emptyDir: per-process sample files, wiped with the pod (stale ones are cleared at start). */}}
+- name: metrics
+  emptyDir:
+    sizeLimit: 64Mi
+{{- if $c.storage }}
+- name: videos
+  persistentVolumeClaim:
+    claimName: {{ include "panorama.storageClaim" .root }}
+{{- end }}
+{{- end -}}
+
 {{- define "panorama.deployment" -}}
 {{- $root := .root -}}
+{{- $c := include "panorama.component" . | fromYaml -}}
 {{- $v := index $root.Values (include "panorama.valuesKey" .component) -}}
-{{- $http := ne .component "video-worker" -}}
-{{- $storage := has .component (list "gateway" "video-worker") -}}
+{{- $http := $c.http -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -175,79 +354,10 @@ spec:
             - configMapRef:
                 name: {{ include "panorama.componentName" . }}
           env:
-            {{- if eq .component "gateway" }}
-            - name: PANORAMA_API_KEYS
-              valueFrom:
-                secretKeyRef:
-                  name: {{ include "panorama.apiKeysSecret" $root }}
-                  key: api-keys
-            {{- end }}
-            {{- if has .component (list "gateway" "io" "compute") }}
-            {{- /* The gateway sends it; io and compute refuse callers without it. */}}
-            - name: PANORAMA_INTERNAL_TOKEN
-              valueFrom:
-                secretKeyRef:
-                  name: {{ include "panorama.internalTokenSecret" $root }}
-                  key: internal-token
-            {{- end }}
-            {{- if eq .component "io" }}
-            {{- include "panorama.databaseEnv" $root | nindent 12 }}
-            {{- end }}
-            {{- if has .component (list "gateway" "io" "video-worker") }}
-            {{- include "panorama.redisEnv" $root | nindent 12 }}
-            {{- end }}
-          {{- if $http }}
+            {{- include "panorama.env" . | nindent 12 }}
           ports:
-            - name: http
-              containerPort: {{ include "panorama.ports" .component }}
-              protocol: TCP
-            {{- with $v.metricsPort }}
-            - name: metrics
-              containerPort: {{ . }}
-              protocol: TCP
-            {{- end }}
-          {{- /* Liveness is the process alone: a dead dependency must not restart healthy pods. */}}
-          startupProbe:
-            httpGet: {path: /healthz, port: http}
-            periodSeconds: 2
-            timeoutSeconds: 2
-            failureThreshold: 30
-          livenessProbe:
-            httpGet: {path: /healthz, port: http}
-            periodSeconds: 10
-            timeoutSeconds: 2
-            failureThreshold: 3
-          {{- /* /readyz bounds each dependency check by PANORAMA_READINESS_TIMEOUT (2 s). */}}
-          readinessProbe:
-            httpGet: {path: /readyz, port: http}
-            periodSeconds: 5
-            timeoutSeconds: 3
-            failureThreshold: 2
-          {{- else }}
-          {{- /* The prefork parent serves the whole pod's /metrics here (children's samples aggregated). */}}
-          ports:
-            - name: metrics
-              containerPort: {{ $v.metricsPort }}
-              protocol: TCP
-          {{- /* The worker has no HTTP API: Celery's own ping over the broker says it consumes. */}}
-          startupProbe:
-            exec:
-              command: {{ include "panorama.workerPing" . }}
-            periodSeconds: 10
-            timeoutSeconds: 15
-            failureThreshold: 12
-          readinessProbe:
-            exec:
-              command: {{ include "panorama.workerPing" . }}
-            periodSeconds: 60
-            timeoutSeconds: 15
-            failureThreshold: 3
-          {{- /*
-          No livenessProbe: the only liveness signal Celery offers (inspect ping) goes through the
-          broker, so it would restart healthy workers whenever Redis blips; a crashed main process
-          ends the container (it is PID 1) and hung jobs are bounded by the task time limits.
-          */}}
-          {{- end }}
+            {{- include "panorama.containerPorts" . | nindent 12 }}
+          {{- include "panorama.probes" . | nindent 10 }}
           lifecycle:
             preStop:
               exec:
@@ -257,27 +367,9 @@ spec:
           securityContext:
             {{- include "panorama.containerSecurityContext" . | nindent 12 }}
           volumeMounts:
-            - name: tmp
-              mountPath: /tmp
-            - name: metrics
-              mountPath: /run/metrics
-            {{- if $storage }}
-            - name: videos
-              mountPath: /data/videos
-            {{- end }}
+            {{- include "panorama.volumeMounts" . | nindent 12 }}
       volumes:
-        - name: tmp
-          emptyDir:
-            sizeLimit: 256Mi
-        {{- /* Its own emptyDir: per-process sample files, wiped with the pod (stale ones are cleared at start). */}}
-        - name: metrics
-          emptyDir:
-            sizeLimit: 64Mi
-        {{- if $storage }}
-        - name: videos
-          persistentVolumeClaim:
-            claimName: {{ include "panorama.storageClaim" $root }}
-        {{- end }}
+        {{- include "panorama.volumes" . | nindent 8 }}
 {{- end -}}
 
 {{- define "panorama.service" -}}

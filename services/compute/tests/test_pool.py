@@ -61,7 +61,7 @@ async def test_deadline_gives_504_and_cancels_the_queued_task(compute_server: Co
     before = compute_server.wait_idle()
     size = before["size"]
     async with httpx.AsyncClient(base_url=compute_server.url, timeout=30) as client:
-        # Every child busy: the next task waits in the lane's own queue, never handed to the executor.
+        # Every child busy: the next task waits in the pool's own queue, never handed to the executor.
         blockers = [asyncio.create_task(post_compute(client, LONG_N, 3.0)) for _ in range(size)]
         await wait_for(compute_server, lambda r: r["busy"] == size)
         response, elapsed = await post_compute(client, 1000, 0.5)

@@ -11,6 +11,7 @@ import psycopg
 from sqlalchemy import make_url
 
 from panorama.io import migrate
+from panorama.testing import free_port
 
 IoClient = Callable[..., Any]
 
@@ -74,3 +75,12 @@ async def test_postgres_outage_is_503_and_recovers_without_restart(make_io: IoCl
         assert again.json()["total"] == 1
         assert (await client.get("/sync/users/1")).status_code == 200
         assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_a_database_nobody_listens_for_is_503_unreachable_and_named(make_io: IoClient) -> None:
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/postgres"
+    async with make_io(database_url=url, db_connect_timeout=1.0) as (client, _):
+        down = await client.get("/users")
+    assert down.status_code == 503
+    assert down.headers["retry-after"] == "1"
+    assert down.json()["detail"] == "the database is unreachable (ConnectionRefusedError); retry shortly"

@@ -13,17 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from panorama.testing import make_clip
 from panorama.video_worker import ffmpeg
 from panorama.video_worker.errors import InvalidVideo
-
-
-def make_clip(path: Path, seconds: float = 2.0) -> Path:
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc=size=320x240:rate=25:duration={seconds}",
-         "-c:v", "libx264", "-preset", "ultrafast", "-movflags", "+faststart", str(path)],
-        check=True,
-    )  # fmt: skip
-    return path
 
 
 def test_run_reports_rising_progress_and_output_matches_the_input(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ once it has completed, and a job no child had started stays in Redis for the nex
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -26,6 +27,7 @@ from celery import Celery
 
 from panorama.core.queue import PROCESS_VIDEO_TASK, VIDEO_QUEUE, StorageLayout, celery_config
 from panorama.testing import ServiceProcess
+from panorama.testing import make_clip as clip
 from panorama.video_worker.journal import Journal
 
 pytestmark = pytest.mark.slow
@@ -43,15 +45,7 @@ WORKER_ENV = {
 }
 
 
-def make_clip(path: Path) -> Path:
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=640x480:rate=30",
-         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", str(CLIP_SECONDS),
-         "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-pix_fmt", "yuv420p",
-         "-movflags", "+faststart", str(path)],
-        check=True,
-    )  # fmt: skip
-    return path
+make_clip = functools.partial(clip, seconds=CLIP_SECONDS, size="640x480", rate=30, audio=True)
 
 
 def duration(path: Path) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,9 +29,10 @@ QUICK = 15.0
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
+def own_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
     with ThrowawayRedis(tmp_path) as server:
-        yield server
+        assert server.proc is not None
+        yield server.url, server.proc
 
 
 @pytest.fixture

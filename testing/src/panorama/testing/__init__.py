@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -63,6 +64,27 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
     wait_until(listening, timeout, f"a listener on 127.0.0.1:{port}", ignore=(OSError,))
 
 
+def wait_http_ok(url: str, timeout: float, *, interval: float = 0.2, alive: Callable[[], None] | None = None) -> None:
+    """Return once ``GET url`` answers 200; TimeoutError with the last answer after ``timeout``.
+
+    ``alive`` is called before each try and raises if the server died (no point waiting on).
+    """
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if alive is not None:
+            alive()
+        try:
+            response = httpx.get(url, timeout=min(3.0, max(interval, 2.0)))
+            if response.status_code == 200:
+                return
+            last = f"{response.status_code} {response.text[:500]}"
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        time.sleep(interval)
+    raise TimeoutError(f"{url} not ready after {timeout:g}s: {last}")
+
+
 def gunicorn_command(app: str, port: int, *, workers: int | None = 1) -> list[str]:
     cmd = [
         sys.executable, "-m", "gunicorn", "-c", "python:panorama.core.gunicorn_conf",
@@ -98,20 +120,14 @@ class ServiceProcess:
 
     def wait_ready(self, path: str = "/readyz", timeout: float = 30.0) -> None:
         assert self.url, "wait_ready needs a url"
-        deadline = time.monotonic() + timeout
-        last = "no answer"
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"{self.cmd[:4]} exited with {self.proc.returncode}:\n{self.output[-4000:]}")
-            try:
-                response = httpx.get(self.url + path, timeout=2.0)
-                if response.status_code == 200:
-                    return
-                last = f"{response.status_code} {response.text[:500]}"
-            except httpx.HTTPError as exc:
-                last = repr(exc)
-            time.sleep(0.2)
-        raise TimeoutError(f"{self.url}{path} not ready after {timeout}s: {last}\n{self.output[-4000:]}")
+        try:
+            wait_http_ok(self.url + path, timeout, alive=self._check_alive)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n{self.output[-4000:]}") from None
+
+    def _check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"{self.cmd[:4]} exited with {self.proc.returncode}:\n{self.output[-4000:]}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
@@ -204,26 +220,34 @@ def decode_otlp_traces(body: bytes) -> list[ReceivedSpan]:
 
 
 class OtlpReceiver:
-    """``POST /v1/traces`` on 127.0.0.1 in a thread; set ``OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint``."""
+    """``POST /v1/traces`` on 127.0.0.1 in a thread; set ``OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint``.
 
-    def __init__(self) -> None:
+    ``decode=False`` only counts requests and bytes (a benchmark's collector must cost nothing).
+    """
+
+    def __init__(self, *, decode: bool = True) -> None:
         self.spans: list[ReceivedSpan] = []
         self.requests = 0
+        self.bytes = 0
+        self.decode = decode
         self._lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                if self.headers.get("content-encoding") == "gzip":
-                    body = gzip.decompress(body)
                 if self.path != "/v1/traces":
                     self.send_error(404)
                     return
-                spans = decode_otlp_traces(body)
+                spans: list[ReceivedSpan] = []
+                if receiver.decode:
+                    spans = decode_otlp_traces(
+                        gzip.decompress(body) if self.headers.get("content-encoding") == "gzip" else body
+                    )
                 with receiver._lock:
                     receiver.spans.extend(spans)
                     receiver.requests += 1
+                    receiver.bytes += len(body)
                 self.send_response(200)
                 self.send_header("content-type", "application/x-protobuf")
                 self.send_header("content-length", "0")
@@ -358,6 +382,21 @@ class ThrowawayRedis:
         self.kill()
 
 
+@contextlib.contextmanager
+def throwaway_database(admin_dsn: str, prefix: str = "panorama_test") -> Iterator[str]:
+    """The name of a fresh database on ``admin_dsn``'s server (the shared one is fine), dropped on exit."""
+    import psycopg  # dev dependency; only the helpers that touch Postgres need it
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def make_clip(
     path: Path,
     seconds: float = 2.0,
@@ -369,7 +408,9 @@ def make_clip(
     source: str = "testsrc",
 ) -> Path:
     """An H.264 MP4 test clip made by ffmpeg's ``testsrc`` (and a ``sine`` tone with ``audio``)."""
-    cmd = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"{source}=size={size}:rate={rate}"]
+    from panorama.video_worker import tools  # the same ffmpeg the worker would run (system or wheel)
+
+    cmd = [tools.ffmpeg(), "-v", "error", "-y", "-f", "lavfi", "-i", f"{source}=size={size}:rate={rate}"]
     if audio:
         cmd += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"]
     cmd += ["-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]

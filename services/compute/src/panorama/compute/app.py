@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from panorama.compute import tracing
 from panorama.compute.child import ChildConfig
 from panorama.compute.observability import wire_compute_observability
-from panorama.compute.pool import Lane, ProcessLane
+from panorama.compute.pool import ProcessPool, ThreadPool
 from panorama.compute.routes import compute, debug, demo, inference
 from panorama.compute.settings import ComputeSettings
 from panorama.core.health import Check
@@ -33,7 +33,7 @@ def create_app(settings: ComputeSettings | None = None) -> FastAPI:
         if settings.compute_span_file:
             tracing.export_to_file(settings.compute_span_file, "compute")
         size = plan.process_pool_size
-        processes = ProcessLane(
+        process_pool = ProcessPool(
             size,
             settings.max_in_flight or 2 * size,
             start_method=settings.start_method,
@@ -46,20 +46,22 @@ def create_app(settings: ComputeSettings | None = None) -> FastAPI:
                 span_file=str(settings.compute_span_file) if settings.compute_span_file else None,
             ),
         )
-        # Medium work gets as many threads as the worker has cores: more only queue on the GIL.
-        threads_size = settings.thread_pool_size or size
-        threads = Lane(threads_size, settings.max_in_flight or 2 * threads_size, retry_after=settings.retry_after)
-        processes.start()
-        threads.start()
-        app.state.process_pool = processes
-        app.state.thread_pool = threads
-        wire_compute_observability(app, processes, threads)
+        # The thread pool gets as many threads as the worker has cores: more only queue on the GIL.
+        thread_size = settings.thread_pool_size or size
+        thread_pool = ThreadPool(
+            thread_size, settings.max_in_flight or 2 * thread_size, retry_after=settings.retry_after
+        )
+        process_pool.start()
+        thread_pool.start()
+        app.state.process_pool = process_pool
+        app.state.thread_pool = thread_pool
+        wire_compute_observability(app, process_pool, thread_pool)
         try:
-            await processes.warm_up(WARM_UP_TIMEOUT)
+            await process_pool.warm_up(WARM_UP_TIMEOUT)
             yield
         finally:
-            await threads.shutdown()
-            await processes.shutdown()
+            await thread_pool.shutdown()
+            await process_pool.shutdown()
 
     app = create_service_app(service="compute", settings=settings, lifespan=lifespan, readiness_checks=_checks)
     app.include_router(compute.router)

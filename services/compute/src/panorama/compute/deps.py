@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from panorama.compute.pool import Lane, ProcessLane
+from panorama.compute.pool import ProcessPool, ThreadPool
 from panorama.compute.settings import ComputeSettings
 from panorama.core.contract import DEADLINE_HEADER
 
@@ -16,17 +16,17 @@ async def get_settings(request: Request) -> ComputeSettings:
     return request.app.state.settings
 
 
-async def get_process_pool(request: Request) -> ProcessLane:
+async def get_process_pool(request: Request) -> ProcessPool:
     return request.app.state.process_pool
 
 
-async def get_thread_pool(request: Request) -> Lane:
+async def get_thread_pool(request: Request) -> ThreadPool:
     return request.app.state.thread_pool
 
 
 SettingsDep = Annotated[ComputeSettings, Depends(get_settings)]
-ProcessPoolDep = Annotated[ProcessLane, Depends(get_process_pool)]
-ThreadPoolDep = Annotated[Lane, Depends(get_thread_pool)]
+ProcessPoolDep = Annotated[ProcessPool, Depends(get_process_pool)]
+ThreadPoolDep = Annotated[ThreadPool, Depends(get_thread_pool)]
 
 
 async def request_deadline(

@@ -1,6 +1,6 @@
-"""Executors with admission control and deadlines: the process pool for CPU work, threads for medium work.
+"""Executors with admission control and deadlines: the process pool for CPU work, the thread pool to compare.
 
-Each :class:`Lane` wraps one executor created in the lifespan (after gunicorn's fork, one per
+Each :class:`Pool` wraps one executor created in the lifespan (after gunicorn's fork, one per
 worker). The traps it handles:
 
 - Backpressure: past ``capacity`` tasks in flight (waiting or running) a request gets 503 with
@@ -8,13 +8,13 @@ worker). The traps it handles:
 - Cancellation: ``Future.cancel()`` only works on a task the executor has not started, and a
   ProcessPoolExecutor starts eagerly: it moves every task its call queue can hold (``size + 1``
   beyond those the children already took) in and marks them running, so with a few tasks queued
-  none of them can be cancelled. The lane therefore never hands the executor more tasks than it
+  none of them can be cancelled. The pool therefore never hands the executor more tasks than it
   has workers; the rest wait on an asyncio semaphore, where a passed deadline cancels for real
   and exactly (the task is never started). A task already running cannot be stopped from here
   short of killing its child: it checks its own deadline and stops (:mod:`panorama.compute.child`),
   and it keeps its slot until it has, so the pool is never overcommitted.
 - A dead child (SIGKILL, the OOM killer) breaks the whole ProcessPoolExecutor: every pending
-  future fails with BrokenProcessPool and every later submit too. The lane replaces the executor
+  future fails with BrokenProcessPool and every later submit too. The pool replaces the executor
   once (a lock and an identity check, however many requests saw the break) and answers 503.
 """
 
@@ -38,12 +38,12 @@ from panorama.compute.settings import StartMethod
 from panorama.core.errors import Problem
 
 T = TypeVar("T")
-LaneKind = Literal["process", "thread"]
+PoolKind = Literal["process", "thread"]
 log = logging.getLogger(__name__)
 
 
-class LaneReport(BaseModel):
-    kind: LaneKind
+class PoolStatus(BaseModel):
+    kind: PoolKind
     size: int
     capacity: int
     in_flight: int
@@ -55,16 +55,16 @@ class LaneReport(BaseModel):
     cancelled: int
 
 
-class ProcessLaneReport(LaneReport):
+class ProcessPoolStatus(PoolStatus):
     start_method: StartMethod
     pids: list[int]
     replacements: int
 
 
-class Lane:
+class Pool:
     """One executor, the tasks it holds, and what happened to them. Building it does no I/O."""
 
-    kind: LaneKind = "thread"
+    kind: PoolKind
 
     def __init__(self, size: int, capacity: int, *, retry_after: int = 1) -> None:
         if size < 1 or capacity < size:
@@ -93,13 +93,10 @@ class Lane:
         self._executor = self._new_executor()
 
     def _new_executor(self) -> Executor:
-        return ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="compute-medium")
+        raise NotImplementedError
 
     def _submit(self, executor: Executor, fn: Callable[..., T], *args: Any) -> Future[T]:
-        # What loop.run_in_executor does, but keeping the concurrent future: the slot is released
-        # when the thread really finishes. The copied context carries the request's contextvars
-        # (the current span, log fields) into the worker thread.
-        return executor.submit(contextvars.copy_context().run, fn, *args)
+        return executor.submit(fn, *args)
 
     def _done(self, future: Future[Any]) -> None:
         # Runs on an executor thread (or the loop, if already done): hop to the loop.
@@ -107,20 +104,28 @@ class Lane:
             assert self._loop is not None
             self._loop.call_soon_threadsafe(self._finished, future)
 
-    def _finished(self, future: Future[Any]) -> None:
-        self._running.discard(future)
-        self.in_flight -= 1
-        assert self._slots is not None
-        self._slots.release()
-        if not future.cancelled() and future.exception() is None:
-            self.completed += 1
-
     def _busy(self, detail: str) -> Problem:
         return Problem(503, detail, title="Busy", headers={"Retry-After": str(self.retry_after)})
 
     async def run(self, fn: Callable[..., T], *args: Any, deadline: float) -> T:
         """Run ``fn(*args)`` before ``deadline`` (epoch seconds), or raise a 503/504 :class:`Problem`."""
-        assert self._slots is not None, "start() the lane first"
+        budget = self._admit(deadline)
+        holds_slot = False
+        try:
+            await self._wait_for_slot(budget)
+            holds_slot = True
+            future, executor = await self._hand_over(fn, *args)
+        except BaseException:
+            self._leave(release_slot=holds_slot)
+            raise
+        # From here the slot is the future's: it leaves when the task really ends, not when we stop waiting.
+        return await self._outcome(future, executor, deadline, budget)
+
+    # --- admission and accounting: every task enters through _admit and leaves through _leave once.
+
+    def _admit(self, deadline: float) -> float:
+        """Count the task in (its budget in seconds), or refuse it: 504 past its deadline, 503 at capacity."""
+        assert self._slots is not None, "start() the pool first"
         budget = deadline - time.time()
         if budget <= 0:
             self.timed_out += 1
@@ -131,28 +136,43 @@ class Lane:
                 f"the {self.kind} pool is at capacity ({self.capacity} tasks in flight per worker); retry shortly"
             )
         self.in_flight += 1
+        return budget
+
+    def _leave(self, *, release_slot: bool) -> None:
+        self.in_flight -= 1
+        if release_slot:
+            assert self._slots is not None
+            self._slots.release()
+
+    def _finished(self, future: Future[Any]) -> None:
+        self._running.discard(future)
+        self._leave(release_slot=True)
+        if not future.cancelled() and future.exception() is None:
+            self.completed += 1
+
+    # --- the steps of run()
+
+    async def _wait_for_slot(self, budget: float) -> None:
+        """Wait for a free worker; a deadline passing here cancels the task for real (never started)."""
+        assert self._slots is not None
         try:
             async with asyncio.timeout(budget):
                 await self._slots.acquire()
         except TimeoutError:
-            self.in_flight -= 1
             self.timed_out += 1
             self.cancelled += 1
             raise Problem(
                 504, f"compute did not start the task within {budget:.3g}s; it was cancelled unstarted", title="Timeout"
             ) from None
-        except BaseException:
-            self.in_flight -= 1
-            raise
-        try:
-            future, executor = await self._submit_or_replace(fn, *args)
-        except BaseException:
-            self.in_flight -= 1
-            self._slots.release()
-            raise
-        # From here the slot is the future's: released when the task really ends, not when we stop waiting.
+
+    async def _hand_over(self, fn: Callable[..., T], *args: Any) -> tuple[Future[T], Executor]:
+        future, executor = await self._submit_or_replace(fn, *args)
         self._running.add(future)
         future.add_done_callback(self._done)
+        return future, executor
+
+    async def _outcome(self, future: Future[T], executor: Executor, deadline: float, budget: float) -> T:
+        """The task's result, or a 504 at the deadline / a 503 if its child died."""
         try:
             async with asyncio.timeout(max(0.0, deadline - time.time())):
                 return await asyncio.wrap_future(future)
@@ -181,9 +201,9 @@ class Lane:
     async def _replace(self, broken: Executor) -> Executor:
         return broken
 
-    def report(self) -> LaneReport:
+    def report(self) -> PoolStatus:
         busy = len(self._running)
-        return LaneReport(
+        return PoolStatus(
             kind=self.kind,
             size=self.size,
             capacity=self.capacity,
@@ -203,10 +223,25 @@ class Lane:
             await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
 
 
-class ProcessLane(Lane):
+class ThreadPool(Pool):
+    """The thread pool, for work that releases the GIL or is too short to be worth a process."""
+
+    kind: PoolKind = "thread"
+
+    def _new_executor(self) -> Executor:
+        return ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="compute-thread")
+
+    def _submit(self, executor: Executor, fn: Callable[..., T], *args: Any) -> Future[T]:
+        # What loop.run_in_executor does, but keeping the concurrent future: the slot is released
+        # when the thread really finishes. The copied context carries the request's contextvars
+        # (the current span, log fields) into the worker thread.
+        return executor.submit(contextvars.copy_context().run, fn, *args)
+
+
+class ProcessPool(Pool):
     """The process pool for CPU work: children from forkserver or spawn, replaced when one dies."""
 
-    kind: LaneKind = "process"
+    kind: PoolKind = "process"
 
     def __init__(
         self, size: int, capacity: int, *, start_method: StartMethod, child: ChildConfig, retry_after: int = 1
@@ -230,9 +265,6 @@ class ProcessLane(Lane):
         return ProcessPoolExecutor(
             max_workers=self.size, mp_context=context, initializer=init_child, initargs=(self.child,)
         )
-
-    def _submit(self, executor: Executor, fn: Callable[..., T], *args: Any) -> Future[T]:
-        return executor.submit(fn, *args)
 
     async def _replace(self, broken: Executor) -> Executor:
         async with self._replace_lock:
@@ -274,8 +306,8 @@ class ProcessLane(Lane):
         except RuntimeError:  # resized by the manager thread while we read it
             return []
 
-    def report(self) -> ProcessLaneReport:
+    def report(self) -> ProcessPoolStatus:
         base = super().report()
-        return ProcessLaneReport(
+        return ProcessPoolStatus(
             **base.model_dump(), start_method=self.start_method, pids=self.pids(), replacements=self.replacements
         )

@@ -16,7 +16,11 @@ class ComputeSettings(PanoramaSettings):
     max_n: int = Field(default=50_000_000, ge=1, description="largest n POST /compute accepts")
     # Per worker and per pool: beyond this many tasks submitted and not finished, 503 at once.
     max_in_flight: int | None = Field(default=None, ge=1, description="tasks in flight per pool; default 2 x size")
-    thread_pool_size: int | None = Field(default=None, ge=1, description="medium-work threads; default pool size")
+    thread_pool_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="thread pool size (the `?pool=thread` comparison); default: the process pool size",
+    )
     request_timeout: float = Field(
         default=30.0, gt=0, description="deadline of a task when X-Request-Timeout is absent, and its cap"
     )

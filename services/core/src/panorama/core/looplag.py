@@ -7,10 +7,11 @@ blocks the loop (a sync driver call, CPU work inside ``async def``) shows up as 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
 from dataclasses import dataclass
+
+from panorama.core.background import LoopTask
 
 
 @dataclass(frozen=True)
@@ -33,30 +34,21 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[int(rank) - 1]
 
 
-class LoopLagMonitor:
+class LoopLagMonitor(LoopTask):
     """Samples the running loop's lag every ``interval`` seconds, keeping a window of samples."""
 
+    name = "loop-lag-monitor"
+
     def __init__(self, interval: float = 0.05, window: int = 1200) -> None:
+        super().__init__()
         self.interval = interval
         self._samples: deque[float] = deque(maxlen=window)
-        self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
         while True:
             start = time.perf_counter()
             await asyncio.sleep(self.interval)
             self._samples.append(max(0.0, time.perf_counter() - start - self.interval))
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="loop-lag-monitor")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     def reset(self) -> None:
         self._samples.clear()

@@ -15,7 +15,6 @@ mode drops them, and the JSON log lines carry the same trace ids).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 import os
@@ -28,6 +27,8 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from panorama.core.background import LoopTask
 
 # The worker's series live apart so that the worker, which serves no HTTP, never imports FastAPI.
 from panorama.core.task_metrics import (  # noqa: F401 (re-exported: one metrics module for the services)
@@ -178,25 +179,16 @@ def add_sampler(app: FastAPI, sampler: Sampler) -> None:
     app.state.metric_samplers.append(sampler)
 
 
-class MetricsSampler:
+class MetricsSampler(LoopTask):
     """A task in the lifespan that refreshes the gauges: loop lag, thread tokens, registered samplers."""
 
+    name = "metrics-sampler"
+
     def __init__(self, app: FastAPI, interval: float = 1.0) -> None:
+        super().__init__()
         self.app = app
         self.interval = interval
-        self._task: asyncio.Task[None] | None = None
         self._failed: set[int] = set()
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="metrics-sampler")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def sample_once(self) -> None:
         monitor = getattr(self.app.state, "loop_lag", None)

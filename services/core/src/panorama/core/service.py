@@ -86,6 +86,84 @@ def debug_router() -> APIRouter:
     return router
 
 
+@contextlib.asynccontextmanager
+async def _logged_and_traced(service: str, settings: PanoramaSettings) -> AsyncIterator[None]:
+    """Logging and telemetry first in, last out: everything after them is logged and traced."""
+    configure_logging(service, settings.log_level, json=settings.log_json, access_log=settings.access_log)
+    # Already done in gunicorn's post_fork; this covers `uvicorn app:...` and tests (idempotent).
+    setup_telemetry(service, settings)
+    if settings.asyncio_debug:
+        # The seed's development aid: asyncio logs every callback slower than this (to the
+        # same JSON stream, through the "asyncio" logger); costly, so off by default.
+        loop = asyncio.get_running_loop()
+        loop.set_debug(True)
+        loop.slow_callback_duration = settings.slow_callback_ms / 1000
+    try:
+        yield
+    finally:
+        log.info("%s stopped", service)
+        if tracer_provider() is not None:
+            # Bounded; the full shutdown happens at process exit (gunicorn worker_exit, atexit).
+            await asyncio.to_thread(flush_telemetry, 2.0)
+
+
+@contextlib.asynccontextmanager
+async def _sized(app: FastAPI, settings: PanoramaSettings) -> AsyncIterator[None]:
+    """The sizing plan, and the thread limiter sized by it."""
+    app.state.plan = settings.sizing()
+    # FastAPI runs `def` routes through AnyIO's limiter: 40 threads unless told otherwise.
+    anyio.to_thread.current_default_thread_limiter().total_tokens = app.state.plan.thread_tokens
+    yield
+
+
+@contextlib.asynccontextmanager
+async def _loop_lag(app: FastAPI) -> AsyncIterator[None]:
+    async with LoopLagMonitor() as monitor:
+        app.state.loop_lag = monitor
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _blocking_detector(app: FastAPI, settings: PanoramaSettings) -> AsyncIterator[None]:
+    """The blocking detector's thread, unless ``blocking_threshold_ms`` is 0."""
+    app.state.blocking = None
+    if settings.blocking_threshold_ms <= 0:
+        yield
+        return
+    detector = BlockingDetector(threshold=settings.blocking_threshold_ms / 1000, requests=app.state.in_flight)
+    detector.start()
+    app.state.blocking = detector
+    try:
+        yield
+    finally:
+        detector.stop()
+
+
+@contextlib.asynccontextmanager
+async def _metrics_sampler(app: FastAPI) -> AsyncIterator[None]:
+    async with MetricsSampler(app):
+        yield
+
+
+def _lifespan(service: str, settings: PanoramaSettings, inner: Lifespan) -> Lifespan:
+    """The shared lifespan: each piece starts in order and stops in reverse, then the service's own."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with (
+            _logged_and_traced(service, settings),
+            _sized(app, settings),
+            _loop_lag(app),
+            _blocking_detector(app, settings),
+            _metrics_sampler(app),
+        ):
+            log.info("%s starting", service, extra={"plan": app.state.plan.as_dict()})
+            async with inner(app):
+                yield
+
+    return lifespan
+
+
 def create_service_app(
     *,
     service: str,
@@ -93,56 +171,20 @@ def create_service_app(
     lifespan: Lifespan | None = None,
     readiness_checks: Callable[[FastAPI], Mapping[str, Check]] = lambda app: {},
     debug_routes: bool = True,
+    internal_only: bool = True,
     public: bool = False,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
     """A FastAPI app with Panorama's shared lifespan, errors, ``/healthz``, ``/readyz``, ``/debug``.
 
+    ``debug_routes`` adds ``/debug/*``; ``internal_only`` (a service behind the gateway) refuses
+    calls without the internal token when one is configured. The two are separate switches.
     ``public`` (the gateway): ``/readyz`` says ready or not without the reasons, and ``/metrics`` is
     not served on the app's port; the gunicorn master serves it on ``PANORAMA_METRICS_PORT``.
     """
-    inner = lifespan or _no_lifespan
-
-    @contextlib.asynccontextmanager
-    async def shared_lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging(service, settings.log_level, json=settings.log_json, access_log=settings.access_log)
-        # Already done in gunicorn's post_fork; this covers `uvicorn app:...` and tests (idempotent).
-        setup_telemetry(service, settings)
-        loop = asyncio.get_running_loop()
-        if settings.asyncio_debug:
-            # The seed's development aid: asyncio logs every callback slower than this (to the
-            # same JSON stream, through the "asyncio" logger); costly, so off by default.
-            loop.set_debug(True)
-            loop.slow_callback_duration = settings.slow_callback_ms / 1000
-        plan = settings.sizing()
-        app.state.plan = plan
-        # FastAPI runs `def` routes through AnyIO's limiter: 40 threads unless told otherwise.
-        anyio.to_thread.current_default_thread_limiter().total_tokens = plan.thread_tokens
-        monitor = LoopLagMonitor()
-        app.state.loop_lag = monitor
-        monitor.start()
-        detector = None
-        if settings.blocking_threshold_ms > 0:
-            detector = BlockingDetector(threshold=settings.blocking_threshold_ms / 1000, requests=app.state.in_flight)
-            detector.start()
-        app.state.blocking = detector
-        sampler = MetricsSampler(app)
-        sampler.start()
-        log.info("%s starting", service, extra={"plan": plan.as_dict()})
-        try:
-            async with inner(app):
-                yield
-        finally:
-            await sampler.stop()
-            if detector is not None:
-                detector.stop()
-            await monitor.stop()
-            log.info("%s stopped", service)
-            if tracer_provider() is not None:
-                # Bounded; the full shutdown happens at process exit (gunicorn worker_exit, atexit).
-                await asyncio.to_thread(flush_telemetry, 2.0)
-
-    app = FastAPI(title=f"Panorama {service}", lifespan=shared_lifespan, **fastapi_kwargs)
+    app = FastAPI(
+        title=f"Panorama {service}", lifespan=_lifespan(service, settings, lifespan or _no_lifespan), **fastapi_kwargs
+    )
     app.state.settings = settings
     app.state.in_flight = InFlightRequests()
     app.state.metric_samplers = []
@@ -161,8 +203,8 @@ def create_service_app(
     # later wraps both (a BaseHTTPMiddleware then still leaves the route in the recorded task).
     app.add_middleware(InFlightMiddleware, requests=app.state.in_flight)
     app.add_middleware(RequestMetricsMiddleware)
-    if debug_routes and settings.internal_token is not None:
-        # Internal services only: callers must come through the gateway (probes and /metrics stay open).
+    if internal_only and settings.internal_token is not None:
+        # Callers must come through the gateway (probes and /metrics stay open).
         app.add_middleware(InternalTokenMiddleware, token=settings.internal_token.get_secret_value())
     # Outermost of all (the instrumentor wraps the whole stack), and only when spans are exported.
     instrument_fastapi(app)

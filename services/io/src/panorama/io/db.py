@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Engine, create_engine, make_url
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool, Pool
 
@@ -41,22 +41,46 @@ def ensure_sqlite_dir(url: str) -> None:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
+class DatabaseUnreachable(Exception):
+    """No connection to the database could be opened: refused, unreachable, or timed out."""
+
+
+def _name_connect_failures(engine: AsyncEngine) -> AsyncEngine:
+    """Raise :class:`DatabaseUnreachable` when the driver cannot connect at all.
+
+    asyncpg raises plain ``OSError``/``TimeoutError`` while it opens a connection, outside the
+    DBAPI errors SQLAlchemy translates; naming it here, where it happens, lets io map exactly this
+    to a 503 instead of every ``OSError`` anywhere in the service.
+    """
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except OSError as exc:  # ConnectionRefusedError, TimeoutError, a name that does not resolve...
+            raise DatabaseUnreachable(f"{type(exc).__name__}: {exc}") from exc
+
+    return engine
+
+
 def make_engine(settings: IoSettings, plan: Plan) -> AsyncEngine:
     if not settings.is_postgres:
         return create_async_engine(settings.database_url, pool_pre_ping=True)
-    return create_async_engine(
-        settings.database_url,
-        pool_size=plan.db_pool_size,
-        max_overflow=plan.db_max_overflow,
-        pool_timeout=plan.pool_timeout,
-        pool_recycle=settings.db_pool_recycle,
-        # A restarted Postgres leaves dead sockets in the pool; the ping replaces them on checkout.
-        pool_pre_ping=True,
-        connect_args={
-            # asyncpg waits 60 s for a connection by default: far longer than any request's budget.
-            "timeout": settings.db_connect_timeout,
-            "server_settings": {"statement_timeout": str(settings.db_statement_timeout_ms)},
-        },
+    return _name_connect_failures(
+        create_async_engine(
+            settings.database_url,
+            pool_size=plan.db_pool_size,
+            max_overflow=plan.db_max_overflow,
+            pool_timeout=plan.pool_timeout,
+            pool_recycle=settings.db_pool_recycle,
+            # A restarted Postgres leaves dead sockets in the pool; the ping replaces them on checkout.
+            pool_pre_ping=True,
+            connect_args={
+                # asyncpg waits 60 s for a connection by default: far longer than any request's budget.
+                "timeout": settings.db_connect_timeout,
+                "server_settings": {"statement_timeout": str(settings.db_statement_timeout_ms)},
+            },
+        )
     )
 
 
@@ -90,11 +114,12 @@ def make_diagnostics_engine(settings: IoSettings) -> AsyncEngine:
 
     Its one short-lived connection comes out of the reserved connections of the sizing plan.
     """
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
         poolclass=NullPool,
         connect_args={"timeout": settings.db_connect_timeout} if settings.is_postgres else {},
     )
+    return _name_connect_failures(engine) if settings.is_postgres else engine
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

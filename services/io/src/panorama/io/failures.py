@@ -2,7 +2,8 @@
 
 - Pool exhausted: SQLAlchemy raises ``TimeoutError`` after ``pool_timeout``; that is back-pressure,
   so 503 with ``Retry-After`` rather than a hang.
-- Postgres unreachable or restarting: the driver's connection errors; 503 as well. The pool's
+- Postgres unreachable or restarting: the driver's connection errors, and
+  :class:`~panorama.io.db.DatabaseUnreachable` when no connection opens at all; 503 as well. The pool's
   pre-ping drops the dead connections, so the next request after Postgres returns succeeds
   without restarting the worker.
 - A statement cancelled by ``statement_timeout``: 504, the database ran out of time.
@@ -19,6 +20,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 
 from panorama.core.errors import problem_response
+from panorama.io.db import DatabaseUnreachable
 
 log = logging.getLogger(__name__)
 # Postgres error codes for a cancelled statement and a server going away.
@@ -59,11 +61,11 @@ async def _db_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _connect_error(request: Request, exc: Exception) -> JSONResponse:
-    # asyncpg raises OSError / TimeoutError itself when it cannot open a connection at all.
-    log.warning("database connect failed on %s: %r", request.url.path, exc)
+    reason = type(exc.__cause__ or exc).__name__
+    log.warning("database connect failed on %s: %s", request.url.path, exc)
     return problem_response(
         503,
-        f"the database is unreachable ({type(exc).__name__}); retry shortly",
+        f"the database is unreachable ({reason}); retry shortly",
         title="Database unavailable",
         headers={"Retry-After": "1"},
         instance=request.url.path,
@@ -74,8 +76,7 @@ def install_db_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(sa_exc.TimeoutError, _pool_timeout)
     app.add_exception_handler(sa_exc.DBAPIError, _db_error)
     app.add_exception_handler(sa_exc.InterfaceError, _db_error)
-    app.add_exception_handler(OSError, _connect_error)
-    app.add_exception_handler(TimeoutError, _connect_error)
+    app.add_exception_handler(DatabaseUnreachable, _connect_error)
     # asyncpg raises its own errors unwrapped while it connects (outside SQLAlchemy's translation):
     # "the database system is starting up" (a PostgresError), a connection dropped mid-handshake
     # (InterfaceError), a protocol left mid-operation by a killed server (InternalClientError).

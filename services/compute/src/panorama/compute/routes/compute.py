@@ -39,15 +39,15 @@ async def compute(
     body: ComputeRequest,
     request: Request,
     settings: SettingsDep,
-    processes: ProcessPoolDep,
-    threads: ThreadPoolDep,
+    process_pool: ProcessPoolDep,
+    thread_pool: ThreadPoolDep,
     deadline: DeadlineDep,
     pool: Annotated[PoolName, Query(description="process (CPU work) or thread (to compare)")] = "process",
 ) -> ComputeResult:
     """sum(range(n)) by a Python loop, off the event loop, within the request's deadline."""
     check_n(body.n, settings)
-    lane = processes if pool == "process" else threads
+    chosen = process_pool if pool == "process" else thread_pool
     parent = tracing.request_context(request.headers)
     with tracing.submit_span("compute.submit", parent, {"compute.n": body.n, "compute.pool": pool}) as carrier:
-        result = await lane.run(compute_task, body.n, deadline, carrier, deadline=deadline)
+        result = await chosen.run(compute_task, body.n, deadline, carrier, deadline=deadline)
     return ComputeResult(result=result)

@@ -6,15 +6,15 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from panorama.compute.deps import ProcessPoolDep, ThreadPoolDep
-from panorama.compute.pool import LaneReport, ProcessLaneReport
+from panorama.compute.pool import PoolStatus, ProcessPoolStatus
 
 router = APIRouter(prefix="/debug", tags=["debug"])
 
 
-class PoolReport(ProcessLaneReport):
+class PoolReport(ProcessPoolStatus):
     """The process pool's figures at the top level, the thread pool's beside them."""
 
-    thread: LaneReport
+    thread: PoolStatus
 
 
 class ResetReport(BaseModel):
@@ -22,9 +22,9 @@ class ResetReport(BaseModel):
 
 
 @router.get("/pool")
-async def pool_status(processes: ProcessPoolDep, threads: ThreadPoolDep) -> PoolReport:
+async def pool_status(process_pool: ProcessPoolDep, thread_pool: ThreadPoolDep) -> PoolReport:
     """Busy, queued, in flight and capacity of each pool; the process pool's start method and pids."""
-    return PoolReport(**processes.report().model_dump(), thread=threads.report())
+    return PoolReport(**process_pool.report().model_dump(), thread=thread_pool.report())
 
 
 @router.post("/loop/reset")

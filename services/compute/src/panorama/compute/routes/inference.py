@@ -16,11 +16,11 @@ router = APIRouter(tags=["compute"])
 
 @router.post("/ml-inference", responses={**BUSY, **TIMEOUT})
 async def ml_inference(
-    body: InferenceRequest, request: Request, processes: ProcessPoolDep, deadline: DeadlineDep
+    body: InferenceRequest, request: Request, process_pool: ProcessPoolDep, deadline: DeadlineDep
 ) -> InferenceResult:
     """Class probabilities and labels for each input row, computed by numpy in a pool child."""
     parent = tracing.request_context(request.headers)
     with tracing.submit_span("compute.inference.submit", parent, {"compute.rows": len(body.inputs)}) as carrier:
-        outputs = await processes.run(inference_task, body.inputs, deadline, carrier, deadline=deadline)
+        outputs = await process_pool.run(inference_task, body.inputs, deadline, carrier, deadline=deadline)
     labels = [max(range(len(row)), key=row.__getitem__) for row in outputs]
     return InferenceResult(model=MODEL_NAME, outputs=outputs, labels=labels)

@@ -121,7 +121,68 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": s6["meets_goal"],
             }
         )
+    return out + _goals_under_load(results)
+
+
+def _goals_under_load(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Sections 8 and 10: errors, queries per key per expiry, requests lost to recycling."""
+    out = []
+    s8 = results.get("8_users_under_load")
+    if s8:
+        for part in ("hit", "miss"):
+            p = s8[part]
+            out.append(
+                {
+                    "section": 8,
+                    "goal": f"GET /users/{{id}} via the gateway, c={s8['concurrency']}, cache {part}",
+                    "value": f"{p['errors']} errors, {p['rps']} req/s, p99 {p['p99_ms']} ms",
+                    "target": "0 errors",
+                    "met": p["errors"] == 0,
+                }
+            )
+        e = s8["expiry"]
+        out.append(
+            {
+                "section": 8,
+                "goal": f"TTL expiry under load ({e['keys']} keys, TTL {e['ttl_s']} s)",
+                "value": f"{e['queries_per_key_per_expiry']} queries per key per expiry, {e['errors']} errors",
+                "target": "<= 1, 0 errors",
+                "met": e["queries_per_key_per_expiry"] <= 1.0 and e["errors"] == 0,
+            }
+        )
+    s10 = results.get("10_recycle_under_load")
+    if s10:
+        out.append(
+            {
+                "section": 10,
+                "goal": "requests lost while workers recycle under load",
+                "value": f"{s10['lost']} of {s10['requests']}",
+                "target": "0",
+                "met": s10["lost"] == 0,
+            }
+        )
     return out
+
+
+def _section_under_load(key: str, s: dict[str, Any]) -> str:
+    """Sections 8 and 10 as tables, each figure with the settings its run changed."""
+    parts = ("hit", "miss", "expiry") if key.startswith("8") else (None,)
+    rows = []
+    for part in parts:
+        p = s if part is None else s[part]
+        settings = ", ".join(f"{k}={v}" for k, v in p["settings"].items())
+        rows.append([part or "recycling", p["rps"], p["p50_ms"], p["p99_ms"], p["errors"], p["requests"], settings])
+    text = f"{s['path']}, concurrency {s['concurrency']}, {s['seconds']} s each, two workers per service.\n\n"
+    text += _table(["run", "req/s", "p50 ms", "p99 ms", "errors", "requests", "settings changed"], rows)
+    if key.startswith("8"):
+        e = s["expiry"]
+        text += (
+            f"\n\nExpiry: {e['queries']} queries for {e['keys']} keys over {e['expiries_per_key']} TTLs each "
+            f"= **{e['queries_per_key_per_expiry']}** per key per expiry. X-Cache: {e['x_cache']}."
+        )
+    else:
+        text += f"\n\nAbout {s['recycles_per_worker_about']} recycles per worker; lost: **{s['lost']}**."
+    return text
 
 
 def _section1(s: dict[str, Any]) -> str:
@@ -203,6 +264,8 @@ def render(results: dict[str, Any], meta: dict[str, Any], plots: dict[str, str])
         "4_worker_scaling": "4. Worker scaling",
         "5_compute": "5. Compute: process pool vs thread pool, loop lag",
         "6_video": "6. Video: worker vs plain ffmpeg",
+        "8_users_under_load": "8. GET /users/{id} at c=256: hit, miss, TTL expiry",
+        "10_recycle_under_load": "10. Worker recycling under load",
     }
     for key, title in titles.items():
         s = results.get(key)
@@ -212,7 +275,9 @@ def render(results: dict[str, Any], meta: dict[str, Any], plots: dict[str, str])
             continue
         timing = meta["sections"][key]
         lines += [f"_{timing['seconds']:.0f} s, load average {timing['load_before']} → {timing['load_after']}._", ""]
-        if key == "1_handler_styles":
+        if key in ("8_users_under_load", "10_recycle_under_load"):
+            lines.append(_section_under_load(key, s))
+        elif key == "1_handler_styles":
             lines.append(_section1(s))
         elif key == "2_gateway_overhead":
             rows = [{"via": n, "concurrency": s["concurrency"], **s[n]} for n in ("gateway", "io_direct")]

@@ -137,6 +137,9 @@ def create_service_app(
                 # Bounded; the full shutdown happens at process exit (gunicorn worker_exit, atexit).
                 await asyncio.to_thread(flush_telemetry, 2.0)
 
+    # FastAPI's own OpenTelemetry (0.165+) stays off: the contrib instrumentation behind the sampling
+    # gate makes the spans, and the native wrapper cost every request something even when it yielded.
+    fastapi_kwargs.setdefault("telemetry", {"tracing": False, "metrics": False, "logs": False})
     app = FastAPI(title=f"Panorama {service}", lifespan=shared_lifespan, **fastapi_kwargs)
     app.state.settings = settings
     app.state.in_flight = InFlightRequests()

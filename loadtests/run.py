@@ -14,6 +14,8 @@ Writes ``loadtests/results/<timestamp>/``: ``results.json`` (everything), one ``
 4. io with 1 and 2 gunicorn workers;
 5. compute: process vs. thread pool, loop lag (``bench_compute.run``);
 6. video: worker vs. plain ffmpeg, jobs per minute (``bench_video.run``);
+7. tracing off / 10 % / always on, trivial route and ``GET /users/{id}``, against a decoding OTLP
+   receiver (``bench_tracing.section``);
 8. ``GET /users/{id}`` via the gateway at concurrency 256, cache hit and miss, and a TTL expiry
    under that load (queries per key), two workers per service (``lib/under_load.py``);
 10. worker recycling under load: requests lost (``lib/under_load.py``).
@@ -40,12 +42,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # `python loadtests/ru
 
 
 import bench_compute
+import bench_tracing
 import bench_video
 from lib import machine, plots, report, sections, stack, under_load
 from lib.progress import Progress
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ALL = ("1", "2", "3", "4", "5", "6", "8", "10")
+ALL = ("1", "2", "3", "4", "5", "6", "7", "8", "10")
 KEYS = {
     "1": "1_handler_styles",
     "2": "2_gateway_overhead",
@@ -53,6 +56,7 @@ KEYS = {
     "4": "4_worker_scaling",
     "5": "5_compute",
     "6": "6_video",
+    "7": "7_tracing",
     "8": "8_users_under_load",
     "10": "10_recycle_under_load",
 }
@@ -241,6 +245,10 @@ def run_sections(args: argparse.Namespace, out: Path, progress: Progress) -> Run
                     "10: worker recycling under load",
                     lambda: under_load.recycle_under_load(Path(tmp), database_url, redis_url, ids, seconds=seconds),
                 )
+    if "7" in chosen:
+        run.section(
+            KEYS["7"], "7: tracing off / 10% / always on (bench_tracing)", lambda: bench_tracing.section(quick=q)
+        )
     if "5" in chosen:
         run.section(KEYS["5"], "5: compute process vs thread pool (bench_compute)", lambda: bench_compute.run(quick=q))
     if "6" in chosen:

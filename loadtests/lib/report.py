@@ -125,8 +125,19 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _goals_under_load(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Sections 8 and 10: errors, queries per key per expiry, requests lost to recycling."""
+    """Sections 7, 8 and 10: tracing ratios, errors, queries per key per expiry, requests lost."""
     out = []
+    s7 = results.get("7_tracing")
+    for row in s7["rows"] if s7 else ():
+        out.append(
+            {
+                "section": 7,
+                "goal": f"tracing {row['sampler']} / untraced, {row['route']} route",
+                "value": f"{row['ratio']} ({row['rps_traced']} vs {row['rps_off']} req/s)",
+                "target": f">= {row['target']}",
+                "met": row["met"],
+            }
+        )
     s8 = results.get("8_users_under_load")
     if s8:
         for part in ("hit", "miss"):
@@ -264,6 +275,7 @@ def render(results: dict[str, Any], meta: dict[str, Any], plots: dict[str, str])
         "4_worker_scaling": "4. Worker scaling",
         "5_compute": "5. Compute: process pool vs thread pool, loop lag",
         "6_video": "6. Video: worker vs plain ffmpeg",
+        "7_tracing": "7. Tracing: off / 10 % / always on",
         "8_users_under_load": "8. GET /users/{id} at c=256: hit, miss, TTL expiry",
         "10_recycle_under_load": "10. Worker recycling under load",
     }
@@ -275,7 +287,30 @@ def render(results: dict[str, Any], meta: dict[str, Any], plots: dict[str, str])
             continue
         timing = meta["sections"][key]
         lines += [f"_{timing['seconds']:.0f} s, load average {timing['load_before']} → {timing['load_after']}._", ""]
-        if key in ("8_users_under_load", "10_recycle_under_load"):
+        if key == "7_tracing":
+            lines.append(
+                f"Medians of {s['rounds']} alternating rounds of {s['round_seconds']} s at concurrency "
+                f"{s['concurrency']}, one worker each; the receiver decoded {s['spans_decoded']} spans "
+                f"({', '.join(s['span_names'])}).\n"
+            )
+            lines.append(
+                _table(
+                    ["route", "sampler", "untraced req/s", "traced req/s", "ratio", "target", "settings changed"],
+                    [
+                        [
+                            r["route"],
+                            r["sampler"],
+                            r["rps_off"],
+                            r["rps_traced"],
+                            r["ratio"],
+                            r["target"],
+                            r["settings"],
+                        ]
+                        for r in s["rows"]
+                    ],
+                )
+            )
+        elif key in ("8_users_under_load", "10_recycle_under_load"):
             lines.append(_section_under_load(key, s))
         elif key == "1_handler_styles":
             lines.append(_section1(s))

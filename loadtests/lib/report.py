@@ -167,7 +167,7 @@ def _goals_under_load(results: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "section": 10,
                 "goal": "requests lost while workers recycle under load",
-                "value": f"{s10['lost']} of {s10['requests']}",
+                "value": f"{s10['lost']} of {s10['requests']} ({s10['recycles']} recycles)",
                 "target": "0",
                 "met": s10["lost"] == 0,
             }
@@ -188,11 +188,12 @@ def _section_under_load(key: str, s: dict[str, Any]) -> str:
     if key.startswith("8"):
         e = s["expiry"]
         text += (
-            f"\n\nExpiry: {e['queries']} queries for {e['keys']} keys over {e['expiries_per_key']} TTLs each "
+            f"\n\nExpiry: {e['queries']} queries for {e['keys']} keys over {e['expiries_per_key']} TTL cycles "
+            f"of {e.get('cycle_s', e['ttl_s'])} s each (refresh-ahead at 0.8 x TTL) "
             f"= **{e['queries_per_key_per_expiry']}** per key per expiry. X-Cache: {e['x_cache']}."
         )
     else:
-        text += f"\n\nAbout {s['recycles_per_worker_about']} recycles per worker; lost: **{s['lost']}**."
+        text += f"\n\nWorker recycles during the run: {s['recycles']}; lost: **{s['lost']}**."
     return text
 
 

@@ -13,115 +13,143 @@ def _table(header: list[str], rows: list[list[object]]) -> str:
 
 def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per acceptance goal: what was measured, the target, met or missed."""
-    out = []
-    s1 = results.get("1_handler_styles")
-    if s1:
-        g = s1["goal"]
+    out: list[dict[str, Any]] = []
+    for key, rows in (
+        ("1_handler_styles", _goals_1),
+        ("2_gateway_overhead", _goals_2),
+        ("3_database_paths", _goals_3),
+        ("4_worker_scaling", _goals_4),
+        ("5_compute", _goals_5),
+        ("6_video", _goals_6),
+    ):
+        if results.get(key):
+            out += rows(results[key])
+    return out + _goals_under_load(results)
+
+
+def _goals_1(s1: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    g = s1["goal"]
+    out.append(
+        {
+            "section": 1,
+            "goal": "async: 1000 concurrent 1 s requests",
+            "value": f"{g['async_1000_wall_s']} s (cold connections: {g['async_1000_cold_wall_s']} s)",
+            "target": "< 2 s",
+            "met": g["async_1000_wall_s"] < 2.0,
+        }
+    )
+    out.append(
+        {
+            "section": 1,
+            "goal": "async vs def throughput at N=1000",
+            "value": f"{g['async_over_sync_rps']}x (def measured at N={g['sync_rps_measured_at_n']})",
+            "target": ">= 10x",
+            "met": g["async_over_sync_rps"] >= 10,
+        }
+    )
+    via = s1.get("via_gateway")
+    if via:
+        v = via["async_1000_via_gateway"]
         out.append(
             {
                 "section": 1,
-                "goal": "async: 1000 concurrent 1 s requests",
-                "value": f"{g['async_1000_wall_s']} s (cold connections: {g['async_1000_cold_wall_s']} s)",
-                "target": "< 2 s",
-                "met": g["async_1000_wall_s"] < 2.0,
+                "goal": "async: 1000 concurrent 1 s requests through the gateway",
+                "value": f"{v['wall_s']} s, {v['errors']} errors (cold connections: {v['cold_wall_s']} s)",
+                "target": "< 2 s, 0 errors",
+                "met": v["wall_s"] < 2.0 and v["errors"] == 0,
             }
         )
         out.append(
             {
                 "section": 1,
-                "goal": "async vs def throughput at N=1000",
-                "value": f"{g['async_over_sync_rps']}x (def measured at N={g['sync_rps_measured_at_n']})",
-                "target": ">= 10x",
-                "met": g["async_over_sync_rps"] >= 10,
-            }
-        )
-        via = s1.get("via_gateway")
-        if via:
-            v = via["async_1000_via_gateway"]
-            out.append(
-                {
-                    "section": 1,
-                    "goal": "async: 1000 concurrent 1 s requests through the gateway",
-                    "value": f"{v['wall_s']} s, {v['errors']} errors (cold connections: {v['cold_wall_s']} s)",
-                    "target": "< 2 s, 0 errors",
-                    "met": v["wall_s"] < 2.0 and v["errors"] == 0,
-                }
-            )
-            out.append(
-                {
-                    "section": 1,
-                    "goal": "io /healthz while /demo/blocking?delay=1 runs (vs while /demo/async runs)",
-                    "value": f"{via['healthz_s_during_blocking_median']} s "
-                    f"(during async: {via['healthz_s_during_async_median']} s)",
-                    "target": "~1 s (the loop is blocked)",
-                    "met": None,
-                }
-            )
-    s2 = results.get("2_gateway_overhead")
-    if s2:
-        out.append(
-            {
-                "section": 2,
-                "goal": "gateway throughput as a share of direct io",
-                "value": f"{s2['gateway_share_of_direct_rps']:.0%}",
-                "target": ">= 50%",
-                "met": s2["goal"]["met"],
-            }
-        )
-    s3 = results.get("3_database_paths")
-    if s3:
-        out.append(
-            {
-                "section": 3,
-                "goal": "Redis cache hit vs async DB path throughput (lowest over c)",
-                "value": f"{s3['goal']['value']}x",
-                "target": ">= 1.5x",
-                "met": s3["goal"]["met"],
-            }
-        )
-    s4 = results.get("4_worker_scaling")
-    if s4:
-        out.append(
-            {
-                "section": 4,
-                "goal": "2 workers vs 1 worker throughput",
-                "value": f"{s4['two_over_one_rps']}x",
-                "target": "(no target: measured)",
+                "goal": "io /healthz while /demo/blocking?delay=1 runs (vs while /demo/async runs)",
+                "value": f"{via['healthz_s_during_blocking_median']} s "
+                f"(during async: {via['healthz_s_during_async_median']} s)",
+                "target": "~1 s (the loop is blocked)",
                 "met": None,
             }
         )
-    s5 = results.get("5_compute")
-    if s5:
-        out.append(
-            {
-                "section": 5,
-                "goal": "process pool vs thread pool throughput",
-                "value": f"{s5['ratios']['process_over_thread_throughput']:.2f}x",
-                "target": ">= 1.8x",
-                "met": s5["goals"]["process_over_thread_ge_1_8"],
-            }
-        )
-        out.append(
-            {
-                "section": 5,
-                "goal": "loop lag p99 with the pool saturated",
-                "value": f"{s5['process']['loop_lag_p99_s'] * 1000:.2f} ms",
-                "target": "< 10 ms",
-                "met": s5["goals"]["loop_lag_p99_saturated_lt_10ms"],
-            }
-        )
-    s6 = results.get("6_video")
-    if s6:
-        out.append(
-            {
-                "section": 6,
-                "goal": "worker overhead over plain ffmpeg (end to end)",
-                "value": f"{s6['overhead_end_to_end']:+.1%}",
-                "target": "< 10%",
-                "met": s6["meets_goal"],
-            }
-        )
-    return out + _goals_under_load(results)
+    return out
+
+
+def _goals_2(s2: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    out.append(
+        {
+            "section": 2,
+            "goal": "gateway throughput as a share of direct io",
+            "value": f"{s2['gateway_share_of_direct_rps']:.0%}",
+            "target": ">= 50%",
+            "met": s2["goal"]["met"],
+        }
+    )
+    return out
+
+
+def _goals_3(s3: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    out.append(
+        {
+            "section": 3,
+            "goal": "Redis cache hit vs async DB path throughput (lowest over c)",
+            "value": f"{s3['goal']['value']}x",
+            "target": ">= 1.5x",
+            "met": s3["goal"]["met"],
+        }
+    )
+    return out
+
+
+def _goals_4(s4: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    out.append(
+        {
+            "section": 4,
+            "goal": "2 workers vs 1 worker throughput",
+            "value": f"{s4['two_over_one_rps']}x",
+            "target": "(no target: measured)",
+            "met": None,
+        }
+    )
+    return out
+
+
+def _goals_5(s5: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    out.append(
+        {
+            "section": 5,
+            "goal": "process pool vs thread pool throughput",
+            "value": f"{s5['ratios']['process_over_thread_throughput']:.2f}x",
+            "target": ">= 1.8x",
+            "met": s5["goals"]["process_over_thread_ge_1_8"],
+        }
+    )
+    out.append(
+        {
+            "section": 5,
+            "goal": "loop lag p99 with the pool saturated",
+            "value": f"{s5['process']['loop_lag_p99_s'] * 1000:.2f} ms",
+            "target": "< 10 ms",
+            "met": s5["goals"]["loop_lag_p99_saturated_lt_10ms"],
+        }
+    )
+    return out
+
+
+def _goals_6(s6: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    out.append(
+        {
+            "section": 6,
+            "goal": "worker overhead over plain ffmpeg (end to end)",
+            "value": f"{s6['overhead_end_to_end']:+.1%}",
+            "target": "< 10%",
+            "met": s6["meets_goal"],
+        }
+    )
+    return out
 
 
 def _goals_under_load(results: dict[str, Any]) -> list[dict[str, Any]]:

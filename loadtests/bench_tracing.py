@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -89,6 +91,8 @@ def stack(name: str, workdir: Path, extra_env: dict[str, str]) -> Iterator[str]:
         "OTEL_EXPORTER_OTLP_ENDPOINT": "",
         **extra_env,
     }
+    # The users table (section 7 reads a user); the migration is what the one-shot job runs.
+    subprocess.run([sys.executable, "-m", "panorama.io.migrate"], env={**os.environ, **env}, check=True)
     io_cmd = gunicorn_command("panorama.io.app:create_app()", io_port)
     gw_cmd = gunicorn_command("panorama.gateway.app:create_app()", gw_port)
     with (

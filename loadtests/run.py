@@ -16,6 +16,8 @@ Writes ``loadtests/results/<timestamp>/``: ``results.json`` (everything), one ``
 6. video: worker vs. plain ffmpeg, jobs per minute (``bench_video.run``);
 7. tracing off / 10 % / always on, trivial route and ``GET /users/{id}``, against a decoding OTLP
    receiver (``bench_tracing.section``);
+1b. 1000 concurrent 1 s awaits through the gateway vs. straight to io, two workers each, warm
+   and cold (``lib/under_load.py``);
 8. ``GET /users/{id}`` via the gateway at concurrency 256, cache hit and miss, and a TTL expiry
    under that load (queries per key), two workers per service (``lib/under_load.py``);
 10. worker recycling under load: requests lost (``lib/under_load.py``).
@@ -48,9 +50,10 @@ from lib import machine, plots, report, sections, stack, under_load
 from lib.progress import Progress
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ALL = ("1", "2", "3", "4", "5", "6", "7", "8", "10")
+ALL = ("1", "1b", "2", "3", "4", "5", "6", "7", "8", "10")
 KEYS = {
     "1": "1_handler_styles",
+    "1b": "1b_awaits_through_gateway",
     "2": "2_gateway_overhead",
     "3": "3_database_paths",
     "4": "4_worker_scaling",
@@ -223,7 +226,7 @@ def run_sections(args: argparse.Namespace, out: Path, progress: Progress) -> Run
                         sections.worker_scaling(env["io"], env["io_two"], seconds=loop_s, rounds=rounds)
                     ),
                 )
-    loaded = [s for s in chosen if s in ("8", "10")]
+    loaded = [s for s in chosen if s in ("1b", "8", "10")]
     if loaded:
         with (
             tempfile.TemporaryDirectory(prefix="panorama-bench-") as tmp,
@@ -233,6 +236,12 @@ def run_sections(args: argparse.Namespace, out: Path, progress: Progress) -> Run
             stack.migrate(database_url, Path(tmp))
             ids = stack.seed_users(database_url, 2000 if q else LARGE_SEED_USERS)
             seconds = 5.0 if q else 15.0
+            if "1b" in loaded:
+                run.section(
+                    KEYS["1b"],
+                    "1b: 1000 concurrent 1 s awaits, gateway vs direct io (make up defaults)",
+                    lambda: under_load.awaits_through_gateway(Path(tmp), database_url, redis_url, rounds=2 if q else 4),
+                )
             if "8" in loaded:
                 run.section(
                     KEYS["8"],

@@ -155,6 +155,19 @@ def _goals_6(s6: dict[str, Any]) -> list[dict[str, Any]]:
 def _goals_under_load(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Sections 7, 8 and 10: tracing ratios, errors, queries per key per expiry, requests lost."""
     out = []
+    s1b = results.get("1b_awaits_through_gateway")
+    if s1b:
+        for temp, target in (("warm", 1.25), ("cold", 1.6)):
+            out.append(
+                {
+                    "section": "1b",
+                    "goal": f"1000 concurrent 1 s awaits, gateway / direct io, {temp} (make up defaults)",
+                    "value": f"{s1b[temp + '_ratio']}x ({s1b[temp + '_gateway_s']} vs {s1b[temp + '_direct_s']} s), "
+                    f"{s1b['errors']} errors",
+                    "target": f"<= {target}x",
+                    "met": s1b[temp + "_ratio"] <= target and s1b["errors"] == 0,
+                }
+            )
     s7 = results.get("7_tracing")
     for row in s7["rows"] if s7 else ():
         out.append(
@@ -304,6 +317,7 @@ def render(results: dict[str, Any], meta: dict[str, Any], plots: dict[str, str])
         "4_worker_scaling": "4. Worker scaling",
         "5_compute": "5. Compute: process pool vs thread pool, loop lag",
         "6_video": "6. Video: worker vs plain ffmpeg",
+        "1b_awaits_through_gateway": "1b. 1000 concurrent awaits: gateway vs direct io",
         "7_tracing": "7. Tracing: off / 10 % / always on",
         "8_users_under_load": "8. GET /users/{id} at c=256: hit, miss, TTL expiry",
         "10_recycle_under_load": "10. Worker recycling under load",
@@ -316,7 +330,18 @@ def render(results: dict[str, Any], meta: dict[str, Any], plots: dict[str, str])
             continue
         timing = meta["sections"][key]
         lines += [f"_{timing['seconds']:.0f} s, load average {timing['load_before']} → {timing['load_after']}._", ""]
-        if key == "7_tracing":
+        if key == "1b_awaits_through_gateway":
+            lines.append(
+                f"`GET {s['path']}` x 1000 at once, two workers each, medians of {s['rounds']} alternating "
+                f"rounds (warm); cold = the first burst after start. Settings changed: {s['settings']}.\n"
+            )
+            lines.append(
+                _table(
+                    ["", "gateway s", "direct io s", "ratio"],
+                    [[t, s[t + "_gateway_s"], s[t + "_direct_s"], s[t + "_ratio"]] for t in ("warm", "cold")],
+                )
+            )
+        elif key == "7_tracing":
             lines.append(
                 f"Medians of {s['rounds']} alternating rounds of {s['round_seconds']} s at concurrency "
                 f"{s['concurrency']}, one worker each; the receiver decoded {s['spans_decoded']} spans "

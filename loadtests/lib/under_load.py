@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import statistics
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -140,3 +141,47 @@ def recycle_under_load(
         "settings": {**ALWAYS, **recycle},
         "goal": {"lost": loop["errors"], "met": loop["errors"] == 0},
     }
+
+
+def awaits_through_gateway(workdir: Path, database_url: str, redis_url: str, *, rounds: int) -> dict[str, Any]:
+    """Section 1b: 1000 concurrent ``GET /demo/async?delay=1`` through the gateway vs. straight to io,
+    ``make up``'s defaults (two workers each, the planned 1024 upstream sockets), same run,
+    alternating rounds. Cold: the first burst after start (every connection new, client and
+    gateway alike); warm: later bursts on pooled connections."""
+    from .load import burst
+
+    path = "/demo/async?delay=1"
+    io_env = {"PANORAMA_DEMO_ANTIPATTERNS": "false"}
+    common = {"PANORAMA_DATABASE_URL": database_url, "PANORAMA_REDIS_URL": redis_url}
+    with stack.service("io", workdir, {**common, **io_env}, workers=2, tag="-1b") as io:
+        env = {**stack.gateway_env(io, f"http://127.0.0.1:{stack.free_port()}"), **ALWAYS}
+        with stack.service("gateway", workdir, env, workers=2, tag="-1b", ready="/healthz") as gateway:
+
+            async def measure() -> dict[str, Any]:
+                runs: dict[str, list[float]] = {"gateway": [], "direct": []}
+                errors = 0
+                async with session(total_timeout=120) as client:
+                    cold_gw = await burst(client, f"{gateway}{path}", 1000, headers=HEADERS)
+                async with session(total_timeout=120) as client:
+                    cold_io = await burst(client, f"{io}{path}", 1000, headers=HEADERS)
+                    for index in range(rounds):
+                        order = [("gateway", gateway), ("direct", io)]
+                        for name, base in order if index % 2 == 0 else reversed(order):
+                            result = await burst(client, f"{base}{path}", 1000, headers=HEADERS)
+                            runs[name].append(result["wall_s"])
+                            errors += result["errors"]
+                gw, direct = statistics.median(runs["gateway"]), statistics.median(runs["direct"])
+                return {
+                    "warm_gateway_s": gw,
+                    "warm_direct_s": direct,
+                    "warm_ratio": round(gw / direct, 2),
+                    "cold_gateway_s": cold_gw["wall_s"],
+                    "cold_direct_s": cold_io["wall_s"],
+                    "cold_ratio": round(cold_gw["wall_s"] / cold_io["wall_s"], 2),
+                    "errors": errors + cold_gw["errors"] + cold_io["errors"],
+                    "per_round": runs,
+                }
+
+            out = asyncio.run(measure())
+    met = out["warm_ratio"] <= 1.25 and out["cold_ratio"] <= 1.6 and out["errors"] == 0
+    return {"path": path, "rounds": rounds, **out, "settings": dict(ALWAYS), "goal": {"met": met}}

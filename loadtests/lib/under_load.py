@@ -118,7 +118,8 @@ def recycle_under_load(
     workdir: Path, database_url: str, redis_url: str, ids: list[int], *, seconds: float
 ) -> dict[str, Any]:
     """Section 10: requests lost while gunicorn recycles the gateway's and io's workers under load."""
-    recycle = {"PANORAMA_MAX_REQUESTS": "400"}  # jitter: half, so 400-600 requests per worker
+    # About one recycle per worker in the run (jitter: half, staggered by worker: 1000-1500 requests).
+    recycle = {"PANORAMA_MAX_REQUESTS": "1000"}
     with suite(workdir, database_url, redis_url, recycle, recycle, tag="-recycle") as gateway:
         seen: Counter[str] = Counter()
         loop = asyncio.run(drive_ids(gateway, ids[:50], seconds, seen))

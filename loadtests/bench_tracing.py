@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -51,6 +53,8 @@ def stack(name: str, workdir: Path, extra_env: dict[str, str]) -> Iterator[str]:
         "OTEL_EXPORTER_OTLP_ENDPOINT": "",
         **extra_env,
     }
+    # The users table (section 7 reads a user); the migration is what the one-shot job runs.
+    subprocess.run([sys.executable, "-m", "panorama.io.migrate"], env={**os.environ, **env}, check=True)
     io_cmd = gunicorn_command("panorama.io.app:create_app()", io_port)
     gw_cmd = gunicorn_command("panorama.gateway.app:create_app()", gw_port)
     with (
@@ -130,12 +134,92 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"  collector got {result['collector_requests']} exports, {result['collector_bytes']} bytes")
 
 
+SAMPLERS = {
+    "off": {},
+    "10%": {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+    "always_on": {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1"},
+}
+GOALS = {("trivial", "10%"): 0.90, ("users", "10%"): 0.90, ("trivial", "always_on"): 0.75, ("users", "always_on"): 0.85}
+
+
+async def drive_path(url: str, path: str, seconds: float) -> dict[str, float]:
+    global PATH
+    PATH, saved = path, PATH
+    try:
+        return await drive(url, seconds)
+    finally:
+        PATH = saved
+
+
+def section(quick: bool = False) -> dict[str, Any]:
+    """``make bench`` §7: tracing off / 10 % / always on, trivial route and ``GET /users/{id}`` (a cache
+    hit), alternating rounds, against a real OTLP receiver that decodes every span it gets."""
+    from panorama.core.testing import OtlpReceiver
+
+    rounds, seconds = (2, 2.0) if quick else (4, 5.0)
+    out: dict[str, Any] = {"rounds": rounds, "round_seconds": seconds, "concurrency": CONCURRENCY, "rows": []}
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-tracing-") as tmp,
+        OtlpReceiver() as receiver,
+        contextlib.ExitStack() as es,
+    ):
+        workdir = Path(tmp)
+        urls = {}
+        for name, env in SAMPLERS.items():
+            traced = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, **env} if env else {}
+            urls[name] = es.enter_context(stack(name.replace("%", "pct"), workdir, traced))
+        paths = {"trivial": PATH}
+        for name, url in urls.items():
+            import httpx
+
+            user = httpx.post(
+                f"{url}/users", json={"name": "T", "email": f"t-{name}@example.org"}, headers={"X-API-Key": API_KEY}
+            ).json()
+            paths["users"] = f"/users/{user['id']}"  # the same id in every stack (each has its own database)
+        for route, path in paths.items():
+            for url in urls.values():
+                asyncio.run(drive_path(url, path, 1.0))  # warm: connections, the cache entry
+            per_round: list[dict[str, float]] = []
+            for index in range(rounds):
+                order = list(urls.items())
+                if index % 2:
+                    order.reverse()
+                per_round.append({name: asyncio.run(drive_path(url, path, seconds))["rps"] for name, url in order})
+            for name in ("10%", "always_on"):
+                ratio = statistics.median(r[name] / r["off"] for r in per_round)
+                goal = GOALS[(route, name)]
+                out["rows"].append(
+                    {
+                        "route": route,
+                        "sampler": name,
+                        "rps_off": round(statistics.median(r["off"] for r in per_round), 1),
+                        "rps_traced": round(statistics.median(r[name] for r in per_round), 1),
+                        "ratio": round(ratio, 3),
+                        "target": goal,
+                        "met": ratio >= goal,
+                        "settings": SAMPLERS[name],
+                    }
+                )
+        time.sleep(6)  # one batch delay: the last exports arrive
+        spans = receiver.received()
+    out["spans_decoded"] = len(spans)
+    out["span_names"] = sorted({s.name for s in spans})[:12]
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
     parser.add_argument("--out", type=Path, help="write the JSON here instead of stdout")
     parser.add_argument("--ratio", type=float, help="sample this share of traces (default: every trace)")
+    parser.add_argument("--section", action="store_true", help="make bench §7: off / 10%% / always on, two routes")
     args = parser.parse_args()
+    if args.section:
+        result = section(quick=args.quick)
+        for row in result["rows"]:
+            print(row)
+        emit(result, args.out)
+        return 0
     result = run(quick=args.quick, ratio=args.ratio)
     print_table(result)
     emit(result, args.out)

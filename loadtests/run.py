@@ -13,7 +13,14 @@ Writes ``loadtests/results/<timestamp>/``: ``results.json`` (everything), one ``
 3. ``GET /users/{id}``: async SQLAlchemy+asyncpg vs. ``def`` + psycopg vs. a Redis cache hit;
 4. io with 1 and 2 gunicorn workers;
 5. compute: process vs. thread pool, loop lag (``bench_compute.run``);
-6. video: worker vs. plain ffmpeg, jobs per minute (``bench_video.run``).
+6. video: worker vs. plain ffmpeg, jobs per minute (``bench_video.run``);
+7. tracing off / 10 % / always on, trivial route and ``GET /users/{id}``, against a decoding OTLP
+   receiver (``bench_tracing.section``);
+1b. 1000 concurrent 1 s awaits through the gateway vs. straight to io, two workers each, warm
+   and cold (``lib/under_load.py``);
+8. ``GET /users/{id}`` via the gateway at concurrency 256, cache hit and miss, and a TTL expiry
+   under that load (queries per key), two workers per service (``lib/under_load.py``);
+10. worker recycling under load: requests lost (``lib/under_load.py``).
 
 Postgres: a throwaway database on ``PANORAMA_BENCH_PG_DSN`` (default 127.0.0.1:5432); Redis: a
 redis-server of its own on a free port.
@@ -37,21 +44,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # `python loadtests/ru
 
 
 import bench_compute
+import bench_tracing
 import bench_video
-from lib import machine, plots, report, sections, stack
+from lib import machine, plots, report, sections, stack, under_load
 from lib.progress import Progress
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ALL = ("1", "2", "3", "4", "5", "6")
+ALL = ("1", "1b", "2", "3", "4", "5", "6", "7", "8", "10")
 KEYS = {
     "1": "1_handler_styles",
+    "1b": "1b_awaits_through_gateway",
     "2": "2_gateway_overhead",
     "3": "3_database_paths",
     "4": "4_worker_scaling",
     "5": "5_compute",
     "6": "6_video",
+    "7": "7_tracing",
+    "8": "8_users_under_load",
+    "10": "10_recycle_under_load",
 }
 SEED_USERS = 2000
+# Section 8's misses: random ids over a table far larger than what a run can cache.
+LARGE_SEED_USERS = 200_000
 
 
 class Run:
@@ -212,6 +226,38 @@ def run_sections(args: argparse.Namespace, out: Path, progress: Progress) -> Run
                         sections.worker_scaling(env["io"], env["io_two"], seconds=loop_s, rounds=rounds)
                     ),
                 )
+    loaded = [s for s in chosen if s in ("1b", "8", "10")]
+    if loaded:
+        with (
+            tempfile.TemporaryDirectory(prefix="panorama-bench-") as tmp,
+            stack.postgres_database() as database_url,
+            stack.redis_server(Path(tmp)) as redis_url,
+        ):
+            stack.migrate(database_url, Path(tmp))
+            ids = stack.seed_users(database_url, 2000 if q else LARGE_SEED_USERS)
+            seconds = 5.0 if q else 15.0
+            if "1b" in loaded:
+                run.section(
+                    KEYS["1b"],
+                    "1b: 1000 concurrent 1 s awaits, gateway vs direct io (make up defaults)",
+                    lambda: under_load.awaits_through_gateway(Path(tmp), database_url, redis_url, rounds=2 if q else 4),
+                )
+            if "8" in loaded:
+                run.section(
+                    KEYS["8"],
+                    "8: GET /users/{id} at c=256 via the gateway, hit/miss/expiry",
+                    lambda: under_load.users_under_load(Path(tmp), database_url, redis_url, ids, seconds=seconds),
+                )
+            if "10" in loaded:
+                run.section(
+                    KEYS["10"],
+                    "10: worker recycling under load",
+                    lambda: under_load.recycle_under_load(Path(tmp), database_url, redis_url, ids, seconds=seconds),
+                )
+    if "7" in chosen:
+        run.section(
+            KEYS["7"], "7: tracing off / 10% / always on (bench_tracing)", lambda: bench_tracing.section(quick=q)
+        )
     if "5" in chosen:
         run.section(KEYS["5"], "5: compute process vs thread pool (bench_compute)", lambda: bench_compute.run(quick=q))
     if "6" in chosen:

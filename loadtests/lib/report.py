@@ -13,115 +13,229 @@ def _table(header: list[str], rows: list[list[object]]) -> str:
 
 def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per acceptance goal: what was measured, the target, met or missed."""
-    out = []
-    s1 = results.get("1_handler_styles")
-    if s1:
-        g = s1["goal"]
+    out: list[dict[str, Any]] = []
+    for key, rows in (
+        ("1_handler_styles", _goals_1),
+        ("2_gateway_overhead", _goals_2),
+        ("3_database_paths", _goals_3),
+        ("4_worker_scaling", _goals_4),
+        ("5_compute", _goals_5),
+        ("6_video", _goals_6),
+    ):
+        if results.get(key):
+            out += rows(results[key])
+    return out + _goals_under_load(results)
+
+
+def _goals_1(s1: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    g = s1["goal"]
+    out.append(
+        {
+            "section": 1,
+            "goal": "async: 1000 concurrent 1 s requests",
+            "value": f"{g['async_1000_wall_s']} s (cold connections: {g['async_1000_cold_wall_s']} s)",
+            "target": "< 2 s",
+            "met": g["async_1000_wall_s"] < 2.0,
+        }
+    )
+    out.append(
+        {
+            "section": 1,
+            "goal": "async vs def throughput at N=1000",
+            "value": f"{g['async_over_sync_rps']}x (def measured at N={g['sync_rps_measured_at_n']})",
+            "target": ">= 10x",
+            "met": g["async_over_sync_rps"] >= 10,
+        }
+    )
+    via = s1.get("via_gateway")
+    if via:
+        v = via["async_1000_via_gateway"]
         out.append(
             {
                 "section": 1,
-                "goal": "async: 1000 concurrent 1 s requests",
-                "value": f"{g['async_1000_wall_s']} s (cold connections: {g['async_1000_cold_wall_s']} s)",
-                "target": "< 2 s",
-                "met": g["async_1000_wall_s"] < 2.0,
+                "goal": "async: 1000 concurrent 1 s requests through the gateway",
+                "value": f"{v['wall_s']} s, {v['errors']} errors (cold connections: {v['cold_wall_s']} s)",
+                "target": "< 2 s, 0 errors",
+                "met": v["wall_s"] < 2.0 and v["errors"] == 0,
             }
         )
         out.append(
             {
                 "section": 1,
-                "goal": "async vs def throughput at N=1000",
-                "value": f"{g['async_over_sync_rps']}x (def measured at N={g['sync_rps_measured_at_n']})",
-                "target": ">= 10x",
-                "met": g["async_over_sync_rps"] >= 10,
-            }
-        )
-        via = s1.get("via_gateway")
-        if via:
-            v = via["async_1000_via_gateway"]
-            out.append(
-                {
-                    "section": 1,
-                    "goal": "async: 1000 concurrent 1 s requests through the gateway",
-                    "value": f"{v['wall_s']} s, {v['errors']} errors (cold connections: {v['cold_wall_s']} s)",
-                    "target": "< 2 s, 0 errors",
-                    "met": v["wall_s"] < 2.0 and v["errors"] == 0,
-                }
-            )
-            out.append(
-                {
-                    "section": 1,
-                    "goal": "io /healthz while /demo/blocking?delay=1 runs (vs while /demo/async runs)",
-                    "value": f"{via['healthz_s_during_blocking_median']} s "
-                    f"(during async: {via['healthz_s_during_async_median']} s)",
-                    "target": "~1 s (the loop is blocked)",
-                    "met": None,
-                }
-            )
-    s2 = results.get("2_gateway_overhead")
-    if s2:
-        out.append(
-            {
-                "section": 2,
-                "goal": "gateway throughput as a share of direct io",
-                "value": f"{s2['gateway_share_of_direct_rps']:.0%}",
-                "target": ">= 50%",
-                "met": s2["goal"]["met"],
-            }
-        )
-    s3 = results.get("3_database_paths")
-    if s3:
-        out.append(
-            {
-                "section": 3,
-                "goal": "Redis cache hit vs async DB path throughput (lowest over c)",
-                "value": f"{s3['goal']['value']}x",
-                "target": ">= 1.5x",
-                "met": s3["goal"]["met"],
-            }
-        )
-    s4 = results.get("4_worker_scaling")
-    if s4:
-        out.append(
-            {
-                "section": 4,
-                "goal": "2 workers vs 1 worker throughput",
-                "value": f"{s4['two_over_one_rps']}x",
-                "target": "(no target: measured)",
+                "goal": "io /healthz while /demo/blocking?delay=1 runs (vs while /demo/async runs)",
+                "value": f"{via['healthz_s_during_blocking_median']} s "
+                f"(during async: {via['healthz_s_during_async_median']} s)",
+                "target": "~1 s (the loop is blocked)",
                 "met": None,
             }
         )
-    s5 = results.get("5_compute")
-    if s5:
+    return out
+
+
+def _goals_2(s2: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    out.append(
+        {
+            "section": 2,
+            "goal": "gateway throughput as a share of direct io",
+            "value": f"{s2['gateway_share_of_direct_rps']:.0%}",
+            "target": ">= 50%",
+            "met": s2["goal"]["met"],
+        }
+    )
+    return out
+
+
+def _goals_3(s3: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    out.append(
+        {
+            "section": 3,
+            "goal": "Redis cache hit vs async DB path throughput (lowest over c)",
+            "value": f"{s3['goal']['value']}x",
+            "target": ">= 1.5x",
+            "met": s3["goal"]["met"],
+        }
+    )
+    return out
+
+
+def _goals_4(s4: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    out.append(
+        {
+            "section": 4,
+            "goal": "2 workers vs 1 worker throughput",
+            "value": f"{s4['two_over_one_rps']}x",
+            "target": "(no target: measured)",
+            "met": None,
+        }
+    )
+    return out
+
+
+def _goals_5(s5: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    out.append(
+        {
+            "section": 5,
+            "goal": "process pool vs thread pool throughput",
+            "value": f"{s5['ratios']['process_over_thread_throughput']:.2f}x",
+            "target": ">= 1.8x",
+            "met": s5["goals"]["process_over_thread_ge_1_8"],
+        }
+    )
+    out.append(
+        {
+            "section": 5,
+            "goal": "loop lag p99 with the pool saturated",
+            "value": f"{s5['process']['loop_lag_p99_s'] * 1000:.2f} ms",
+            "target": "< 10 ms",
+            "met": s5["goals"]["loop_lag_p99_saturated_lt_10ms"],
+        }
+    )
+    return out
+
+
+def _goals_6(s6: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    out.append(
+        {
+            "section": 6,
+            "goal": "worker overhead over plain ffmpeg (end to end)",
+            "value": f"{s6['overhead_end_to_end']:+.1%}",
+            "target": "< 10%",
+            "met": s6["meets_goal"],
+        }
+    )
+    return out
+
+
+def _goals_under_load(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Sections 7, 8 and 10: tracing ratios, errors, queries per key per expiry, requests lost."""
+    out = []
+    s1b = results.get("1b_awaits_through_gateway")
+    if s1b:
+        for temp, target in (("warm", 1.25), ("cold", 1.6)):
+            out.append(
+                {
+                    "section": "1b",
+                    "goal": f"1000 concurrent 1 s awaits, gateway / direct io, {temp} (make up defaults)",
+                    "value": f"{s1b[temp + '_ratio']}x ({s1b[temp + '_gateway_s']} vs {s1b[temp + '_direct_s']} s), "
+                    f"{s1b['errors']} errors",
+                    "target": f"<= {target}x",
+                    "met": s1b[temp + "_ratio"] <= target and s1b["errors"] == 0,
+                }
+            )
+    s7 = results.get("7_tracing")
+    for row in s7["rows"] if s7 else ():
         out.append(
             {
-                "section": 5,
-                "goal": "process pool vs thread pool throughput",
-                "value": f"{s5['ratios']['process_over_thread_throughput']:.2f}x",
-                "target": ">= 1.8x",
-                "met": s5["goals"]["process_over_thread_ge_1_8"],
+                "section": 7,
+                "goal": f"tracing {row['sampler']} / untraced, {row['route']} route",
+                "value": f"{row['ratio']} ({row['rps_traced']} vs {row['rps_off']} req/s)",
+                "target": f">= {row['target']}",
+                "met": row["met"],
             }
         )
+    s8 = results.get("8_users_under_load")
+    if s8:
+        for part in ("hit", "miss"):
+            p = s8[part]
+            out.append(
+                {
+                    "section": 8,
+                    "goal": f"GET /users/{{id}} via the gateway, c={s8['concurrency']}, cache {part}",
+                    "value": f"{p['errors']} errors, {p['rps']} req/s, p99 {p['p99_ms']} ms",
+                    "target": "0 errors",
+                    "met": p["errors"] == 0,
+                }
+            )
+        e = s8["expiry"]
         out.append(
             {
-                "section": 5,
-                "goal": "loop lag p99 with the pool saturated",
-                "value": f"{s5['process']['loop_lag_p99_s'] * 1000:.2f} ms",
-                "target": "< 10 ms",
-                "met": s5["goals"]["loop_lag_p99_saturated_lt_10ms"],
+                "section": 8,
+                "goal": f"TTL expiry under load ({e['keys']} keys, TTL {e['ttl_s']} s)",
+                "value": f"{e['queries_per_key_per_expiry']} queries per key per expiry, {e['errors']} errors",
+                "target": "<= 1, 0 errors",
+                "met": e["queries_per_key_per_expiry"] <= 1.0 and e["errors"] == 0,
             }
         )
-    s6 = results.get("6_video")
-    if s6:
+    s10 = results.get("10_recycle_under_load")
+    if s10:
         out.append(
             {
-                "section": 6,
-                "goal": "worker overhead over plain ffmpeg (end to end)",
-                "value": f"{s6['overhead_end_to_end']:+.1%}",
-                "target": "< 10%",
-                "met": s6["meets_goal"],
+                "section": 10,
+                "goal": "requests lost while workers recycle under load",
+                "value": f"{s10['lost']} of {s10['requests']} ({s10['recycles']} recycles)",
+                "target": "0",
+                "met": s10["lost"] == 0,
             }
         )
     return out
+
+
+def _section_under_load(key: str, s: dict[str, Any]) -> str:
+    """Sections 8 and 10 as tables, each figure with the settings its run changed."""
+    parts = ("hit", "miss", "expiry") if key.startswith("8") else (None,)
+    rows = []
+    for part in parts:
+        p = s if part is None else s[part]
+        settings = ", ".join(f"{k}={v}" for k, v in p["settings"].items())
+        rows.append([part or "recycling", p["rps"], p["p50_ms"], p["p99_ms"], p["errors"], p["requests"], settings])
+    text = f"{s['path']}, concurrency {s['concurrency']}, {s['seconds']} s each, two workers per service.\n\n"
+    text += _table(["run", "req/s", "p50 ms", "p99 ms", "errors", "requests", "settings changed"], rows)
+    if key.startswith("8"):
+        e = s["expiry"]
+        text += (
+            f"\n\nExpiry: {e['queries']} queries for {e['keys']} keys over {e['expiries_per_key']} TTL cycles "
+            f"of {e.get('cycle_s', e['ttl_s'])} s each (refresh-ahead at 0.8 x TTL) "
+            f"= **{e['queries_per_key_per_expiry']}** per key per expiry. X-Cache: {e['x_cache']}."
+        )
+    else:
+        text += f"\n\nWorker recycles during the run: {s['recycles']}; lost: **{s['lost']}**."
+    return text
 
 
 def _section1(s: dict[str, Any]) -> str:
@@ -203,6 +317,10 @@ def render(results: dict[str, Any], meta: dict[str, Any], plots: dict[str, str])
         "4_worker_scaling": "4. Worker scaling",
         "5_compute": "5. Compute: process pool vs thread pool, loop lag",
         "6_video": "6. Video: worker vs plain ffmpeg",
+        "1b_awaits_through_gateway": "1b. 1000 concurrent awaits: gateway vs direct io",
+        "7_tracing": "7. Tracing: off / 10 % / always on",
+        "8_users_under_load": "8. GET /users/{id} at c=256: hit, miss, TTL expiry",
+        "10_recycle_under_load": "10. Worker recycling under load",
     }
     for key, title in titles.items():
         s = results.get(key)
@@ -212,7 +330,43 @@ def render(results: dict[str, Any], meta: dict[str, Any], plots: dict[str, str])
             continue
         timing = meta["sections"][key]
         lines += [f"_{timing['seconds']:.0f} s, load average {timing['load_before']} → {timing['load_after']}._", ""]
-        if key == "1_handler_styles":
+        if key == "1b_awaits_through_gateway":
+            lines.append(
+                f"`GET {s['path']}` x 1000 at once, two workers each, medians of {s['rounds']} alternating "
+                f"rounds (warm); cold = the first burst after start. Settings changed: {s['settings']}.\n"
+            )
+            lines.append(
+                _table(
+                    ["", "gateway s", "direct io s", "ratio"],
+                    [[t, s[t + "_gateway_s"], s[t + "_direct_s"], s[t + "_ratio"]] for t in ("warm", "cold")],
+                )
+            )
+        elif key == "7_tracing":
+            lines.append(
+                f"Medians of {s['rounds']} alternating rounds of {s['round_seconds']} s at concurrency "
+                f"{s['concurrency']}, one worker each; the receiver decoded {s['spans_decoded']} spans "
+                f"({', '.join(s['span_names'])}).\n"
+            )
+            lines.append(
+                _table(
+                    ["route", "sampler", "untraced req/s", "traced req/s", "ratio", "target", "settings changed"],
+                    [
+                        [
+                            r["route"],
+                            r["sampler"],
+                            r["rps_off"],
+                            r["rps_traced"],
+                            r["ratio"],
+                            r["target"],
+                            r["settings"],
+                        ]
+                        for r in s["rows"]
+                    ],
+                )
+            )
+        elif key in ("8_users_under_load", "10_recycle_under_load"):
+            lines.append(_section_under_load(key, s))
+        elif key == "1_handler_styles":
             lines.append(_section1(s))
         elif key == "2_gateway_overhead":
             rows = [{"via": n, "concurrency": s["concurrency"], **s[n]} for n in ("gateway", "io_direct")]

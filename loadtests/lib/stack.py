@@ -32,11 +32,10 @@ APPS = {
     "gateway": "panorama.gateway.app:create_app()",
     "compute": "panorama.compute.app:create_app()",
 }
+# What `make up` sets (plain-text logs); everything else is the default users run: INFO with the
+# access log on, gunicorn's max_requests (1,000,000, half jitter), the planned pools.
 BASE_ENV = {
     "PANORAMA_LOG_JSON": "false",
-    "PANORAMA_LOG_LEVEL": "WARNING",
-    # gunicorn recycles a worker after its max requests: mid-run that is a restart, not load.
-    "PANORAMA_MAX_REQUESTS": "10000000",
 }
 
 
@@ -92,8 +91,6 @@ def gateway_env(io_url: str, compute_url: str) -> dict[str, str]:
         "PANORAMA_API_KEYS": API_KEY,
         "PANORAMA_IO_URL": io_url,
         "PANORAMA_COMPUTE_URL": compute_url,
-        # One socket per in-flight request: 1000 concurrent calls need 1000 upstream connections.
-        "PANORAMA_UPSTREAM_CONNECTIONS": "1200",
         "PANORAMA_TIMEOUT_DEMO": "60",
         # One key sends every request: the per-key limit would measure itself, not the gateway.
         "PANORAMA_RATE_LIMIT": "off",

@@ -1,6 +1,7 @@
 """The process model: gunicorn's worker count follows cgroup limits and WEB_CONCURRENCY."""
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -128,3 +129,30 @@ def test_the_soft_open_file_limit_is_raised_towards_the_hard_one() -> None:
     soft, hard, _ = (int(v) for v in out.stdout.split())
     assert soft > 512
     assert soft == min(hard, 3 * 1024 + 256)
+
+
+def test_worker_limits_are_staggered_across_the_jitter_range() -> None:
+    from panorama.core.gunicorn_conf import staggered_limit
+
+    # Two workers started together land in different halves of [base, base + jitter).
+    for _ in range(50):
+        first, second = staggered_limit(1, 2, 1000, 500), staggered_limit(2, 2, 1000, 500)
+        assert 1250 <= first < 1500
+        assert 1000 <= second < 1250
+    assert staggered_limit(3, 4, 0, 0) == 0  # 0: never recycle
+
+
+@pytest.mark.slow
+def test_running_workers_get_staggered_limits(tmp_path: Path) -> None:
+    port = free_port()
+    cmd = gunicorn_command("sample_app:create_app()", port, workers=2)
+    cmd[3:3] = ["--pythonpath", str(HERE)]
+    log = tmp_path / "gunicorn.log"
+    env = {"PANORAMA_LOG_JSON": "false", "PANORAMA_MAX_REQUESTS": "20"}
+    with running(cmd, env, log, url=f"http://127.0.0.1:{port}"):
+        for _ in range(120):  # a new connection each: the kernel spreads them over both workers
+            httpx.get(f"http://127.0.0.1:{port}/debug/plan", timeout=10)
+        time.sleep(1)
+    limits = sorted({int(n) for n in re.findall(r"Maximum request limit of (\d+) exceeded", log.read_text())})
+    assert limits, "no worker recycled"
+    assert all(20 <= n < 30 for n in limits)

@@ -177,3 +177,92 @@ def test_gunicorn_workers_export_request_spans_with_the_service_name_and_flush_o
     assert [s.name for s in servers] == ["GET /debug/plan"]  # /readyz (waited on) and /healthz are excluded
     assert servers[0].attributes["http.route"] == "/debug/plan"
     assert servers[0].parent_span_id is None
+
+
+def test_the_sampling_gate_sends_only_sampled_requests_through_the_instrumentation(tmp_path: Path) -> None:
+    # Roots never sampled (ratio 0): a request is traced only when its caller sampled it, and an
+    # unsampled one skips the OpenTelemetry middleware yet still propagates its trace id, sampled=0.
+    code = f"""
+        import asyncio, json, sys
+        sys.path.insert(0, {str(HERE)!r})
+        import httpx
+        from opentelemetry import trace
+        from panorama.core.telemetry import SamplingGate, setup_telemetry, flush_telemetry, inject_context
+        import sample_app
+
+        setup_telemetry("gate")
+        app = sample_app.create_app()
+        seen = []
+
+        @app.get("/probe-context")
+        async def probe_context():
+            ctx = trace.get_current_span().get_span_context()
+            seen.append((format(ctx.trace_id, "032x"), ctx.trace_flags.sampled, inject_context()["traceparent"]))
+            return {{}}
+
+        async def main():
+            async with app.router.lifespan_context(app):
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://x") as c:
+                    await c.get("/probe-context")
+                    await c.get("/probe-context", headers={{"traceparent": "00-{"a" * 32}-{"b" * 16}-01"}})
+                    await c.get("/probe-context", headers={{"traceparent": "00-{"c" * 32}-{"d" * 16}-00"}})
+            flush_telemetry(5)
+            print(json.dumps({{"stack": type(app.middleware_stack).__name__, "seen": seen}}))
+
+        asyncio.run(main())
+    """
+    with OtlpReceiver() as receiver:
+        env = clean_env(
+            OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+            OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+            OTEL_TRACES_SAMPLER_ARG="0",
+        )
+        out = run_python(code, env)
+        spans = receiver.wait_for(lambda s: any(span.name == "GET /probe-context" for span in s), timeout=10)
+    assert out["stack"] == "SamplingGate"
+    (root, sampled, unsampled) = out["seen"]
+    assert root[1] is False  # a root at ratio 0: not sampled, and not recorded
+    assert root[2].endswith("-00")
+    assert sampled[0] == "a" * 32
+    assert sampled[1] is True
+    assert unsampled[0] == "c" * 32  # the caller's trace id goes on, with sampled=0
+    assert unsampled[2].startswith(f"00-{'c' * 32}-")
+    assert unsampled[2].endswith("-00")
+    servers = [s for s in spans if s.name == "GET /probe-context"]
+    assert len(servers) == 1  # only the request whose caller sampled it
+    assert servers[0].trace_id == "a" * 32
+    assert servers[0].attributes["http.route"] == "/probe-context"
+
+
+def test_an_always_on_root_is_sampled_once_by_the_gate_and_the_sdk(tmp_path: Path) -> None:
+    code = f"""
+        import asyncio, json, sys
+        sys.path.insert(0, {str(HERE)!r})
+        import httpx
+        from panorama.core.telemetry import setup_telemetry, flush_telemetry
+        import sample_app
+
+        setup_telemetry("gate")
+        app = sample_app.create_app()
+
+        async def main():
+            async with app.router.lifespan_context(app):
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://x") as c:
+                    for _ in range(5):
+                        await c.get("/debug/plan")
+            flush_telemetry(5)
+            print(json.dumps({{}}))
+
+        asyncio.run(main())
+    """
+    with OtlpReceiver() as receiver:
+        env = clean_env(
+            OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+            OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+            OTEL_TRACES_SAMPLER_ARG="1",
+        )
+        run_python(code, env)
+        spans = receiver.wait_for(lambda s: sum(span.name == "GET /debug/plan" for span in s) >= 5, timeout=10)
+    assert sum(s.name == "GET /debug/plan" for s in spans) == 5

@@ -123,3 +123,70 @@ async def test_connect_timeout_is_503_not_504() -> None:
     assert caught.value.status == 503
     assert "no connection within 0.3s" in caught.value.detail
     assert time.perf_counter() - start < 2
+
+
+def test_unsampled_requests_skip_the_client_span_but_carry_the_trace(tmp_path: object) -> None:
+    """With tracing on: a recording parent gets a client span; a non-recording one gets none, yet the
+    downstream sees its trace id with sampled=0 (on the same pool of sockets)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    from panorama.core.testing import OtlpReceiver
+
+    code = textwrap.dedent(
+        """
+        import asyncio, json
+        from aiohttp import web
+        from opentelemetry import trace
+        from panorama.core.telemetry import setup_telemetry, instrument_aiohttp_client, flush_telemetry
+        from panorama.gateway.upstream import Upstream
+
+        setup_telemetry("gw")
+        instrument_aiohttp_client()
+        seen = []
+
+        async def echo(request):
+            seen.append(request.headers.get("traceparent"))
+            return web.json_response({})
+
+        async def main():
+            app = web.Application()
+            app.router.add_get("/x", echo)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = site._server.sockets[0].getsockname()[1]
+            upstream = Upstream("down", f"http://127.0.0.1:{port}", connections=4, connect_timeout=1)
+            await upstream.start()
+            tracer = trace.get_tracer("t")
+            with tracer.start_as_current_span("sampled-parent"):
+                await upstream.request("GET", "/x", timeout=5)
+            unsampled = trace.NonRecordingSpan(trace.SpanContext(0xC * 2**124 + 1, 0xD, False, trace.TraceFlags(0)))
+            with trace.use_span(unsampled):
+                await upstream.request("GET", "/x", timeout=5)
+            two = upstream._plain is not upstream._session
+            await upstream.close()
+            await runner.cleanup()
+            flush_telemetry(5)
+            print(json.dumps({"seen": seen, "two_sessions": two}))
+
+        asyncio.run(main())
+        """
+    )
+    with OtlpReceiver() as receiver:
+        env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "PANORAMA_LOG_JSON": "false"}
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr[-2000:]
+        out = json.loads(result.stdout.strip().splitlines()[-1])
+        spans = receiver.wait_for(lambda s: any(span.name == "sampled-parent" for span in s), timeout=10)
+    assert out["two_sessions"] is True
+    sampled, unsampled = out["seen"]
+    assert int(sampled[-2:], 16) & 1  # the sampled flag (W3C level 2 may add the random flag)
+    assert unsampled.startswith(f"00-{0xC * 2**124 + 1:032x}-")
+    assert not int(unsampled[-2:], 16) & 1
+    clients = [s for s in spans if s.kind == 3]  # SPAN_KIND_CLIENT
+    assert len(clients) == 1  # only the sampled request's

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import random
 import resource
 import tempfile
 import time
@@ -117,9 +118,24 @@ def _reset_multiprocess_metrics() -> None:
                 os.remove(os.path.join(directory, name))
 
 
+def staggered_limit(age: int, worker_count: int, base: int = max_requests, jitter: int = max_requests_jitter) -> int:
+    """This worker's request limit: each worker slot gets its own share of the jitter range, so the
+    workers started together never reach their limits together (a random jitter can draw the same
+    number for all: then every worker restarts at once and the pod serves nothing meanwhile)."""
+    if base <= 0:
+        return 0
+    slots = max(1, worker_count)
+    share = jitter // slots
+    return base + (age % slots) * share + random.randint(0, max(0, share - 1))  # noqa: S311 - not security
+
+
 def post_fork(server: Any, worker: Any) -> None:
     """Per-worker start-up that must not happen in the master (telemetry exporters, logging)."""
     from panorama.core.process import after_fork
+
+    config = getattr(worker, "config", None)  # uvicorn's worker reads its limit from here
+    if max_requests > 0 and config is not None and hasattr(config, "limit_max_requests"):
+        config.limit_max_requests = worker.max_requests = staggered_limit(worker.age, server.num_workers)
 
     # The app given on the command line is app_uri; cfg.wsgi_app is only the `wsgi_app` setting.
     after_fork(_settings, role=service_name(getattr(server.app, "app_uri", None) or server.cfg.wsgi_app))

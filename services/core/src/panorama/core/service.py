@@ -182,6 +182,9 @@ def create_service_app(
     ``public`` (the gateway): ``/readyz`` says ready or not without the reasons, and ``/metrics`` is
     not served on the app's port; the gunicorn master serves it on ``PANORAMA_METRICS_PORT``.
     """
+    # FastAPI's own OpenTelemetry (0.165+) stays off: the contrib instrumentation behind the sampling
+    # gate makes the spans, and the native wrapper cost every request something even when it yielded.
+    fastapi_kwargs.setdefault("telemetry", {"tracing": False, "metrics": False, "logs": False})
     app = FastAPI(
         title=f"Panorama {service}", lifespan=_lifespan(service, settings, lifespan or _no_lifespan), **fastapi_kwargs
     )

@@ -21,8 +21,10 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import random
 import threading
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
@@ -105,7 +107,13 @@ def _install_provider(service_name: str) -> TracerProvider:
 
     # shutdown_on_exit=False: the SDK's own atexit shutdown waits up to 30 s for a dead
     # collector; ours is bounded (see shutdown_telemetry).
-    provider = TracerProvider(resource=build_resource(service_name), shutdown_on_exit=False)
+    from opentelemetry.sdk.trace.sampling import _get_from_env_or_default
+
+    provider = TracerProvider(
+        resource=build_resource(service_name),
+        sampler=GateSampler(_get_from_env_or_default()),
+        shutdown_on_exit=False,
+    )
     # The exporter and the processor read OTEL_EXPORTER_OTLP_* and OTEL_BSP_* themselves.
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
@@ -188,7 +196,120 @@ def instrument_fastapi(app: FastAPI, *, tracer_provider: Any = None) -> bool:
         # said nothing the server span does not (loadtests/bench_tracing.py measured the cost).
         exclude_spans=["receive", "send"],
     )
+    if tracer_provider is None:
+        _gate_middleware_stack(app)
     return True
+
+
+# --- the sampling gate: an unsampled request skips the instrumentation it would throw away.
+
+# Set by the gate for the request it let through to the instrumentation: the root sampler must
+# agree with the decision the gate already made (with a trace id of its own).
+_gate_sampled: ContextVar[bool] = ContextVar("panorama_gate_sampled", default=False)
+
+
+class GateSampler:
+    """The configured sampler (``OTEL_TRACES_SAMPLER``), except that a root span the gate already
+    sampled is sampled: the gate decided with a trace id of its own, the SDK draws another."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def should_sample(self, parent_context: Any, trace_id: int, name: str, *args: Any, **kwargs: Any) -> Any:
+        if _gate_sampled.get() and not trace.get_current_span(parent_context).get_span_context().is_valid:
+            from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+            return ALWAYS_ON.should_sample(parent_context, trace_id, name, *args, **kwargs)
+        return self.inner.should_sample(parent_context, trace_id, name, *args, **kwargs)
+
+    def get_description(self) -> str:
+        return f"GateSampler{{{self.inner.get_description()}}}"
+
+
+class _HeaderGetter:
+    """Reads W3C trace headers out of an ASGI scope (only the few the propagators ask for)."""
+
+    def get(self, carrier: Mapping[str, Any], key: str) -> list[str] | None:
+        wanted = key.lower().encode("latin-1")
+        values = [value.decode("latin-1") for name, value in carrier["headers"] if name == wanted]
+        return values or None
+
+    def keys(self, carrier: Mapping[str, Any]) -> list[str]:
+        return [name.decode("latin-1") for name, _ in carrier["headers"]]
+
+
+_HEADERS = _HeaderGetter()
+
+
+class SamplingGate:
+    """Outermost ASGI app: decides up front, with the parent-based sampler, whether a request is
+    sampled. Sampled requests go through the OpenTelemetry middleware as before (every span and
+    attribute); unsampled ones, and probes, go straight to the app below it, under a non-recording
+    span that carries the trace id with ``sampled=0`` so downstream calls propagate the decision.
+
+    Measured reason (docs/observability.md): the ASGI middleware collected the request's
+    attributes, wrapped send and receive and ran the span machinery for every request, sampled or
+    not; at 10 % sampling the gateway paid most of the always-on cost.
+    """
+
+    def __init__(self, traced: Any, plain: Any, sampler: Any) -> None:
+        self.traced = traced
+        # `app`: FastAPI's own telemetry walks `.app` to find the OpenTelemetry middleware and stays
+        # off when it does (else every request would get a second server span).
+        self.app = traced
+        self.plain = plain
+        self.sampler = sampler
+        self.excluded = frozenset(EXCLUDED_PATHS)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.traced(scope, receive, send)
+            return
+        if scope.get("path") in self.excluded:
+            await self.plain(scope, receive, send)
+            return
+        parent = propagate.extract(scope, getter=_HEADERS)
+        parent_span = trace.get_current_span(parent).get_span_context()
+        trace_id = parent_span.trace_id if parent_span.is_valid else random.getrandbits(128)
+        decision = self.sampler.should_sample(parent, trace_id, "gate")
+        if decision.decision.is_sampled():
+            token = _gate_sampled.set(True)
+            try:
+                await self.traced(scope, receive, send)
+            finally:
+                _gate_sampled.reset(token)
+            return
+        unsampled = trace.NonRecordingSpan(
+            trace.SpanContext(
+                trace_id=trace_id,
+                span_id=random.getrandbits(64),
+                is_remote=False,
+                trace_flags=trace.TraceFlags(trace.TraceFlags.DEFAULT),
+                trace_state=parent_span.trace_state if parent_span.is_valid else None,
+            )
+        )
+        token = otel_context.attach(trace.set_span_in_context(unsampled, parent))
+        try:
+            await self.plain(scope, receive, send)
+        finally:
+            otel_context.detach(token)
+
+
+def _gate_middleware_stack(app: FastAPI) -> None:
+    """Put a :class:`SamplingGate` around the instrumented stack (built lazily by Starlette)."""
+    instrumented = app.build_middleware_stack
+
+    def build_middleware_stack() -> Any:
+        outer = instrumented()  # ServerErrorMiddleware(OpenTelemetryMiddleware(the app's stack))
+        otel = getattr(outer, "app", None)
+        plain = getattr(otel, "app", None)
+        provider = _provider
+        sampler = getattr(provider, "sampler", None)
+        if plain is None or type(otel).__name__ != "OpenTelemetryMiddleware" or not isinstance(sampler, GateSampler):
+            return outer  # not our provider (a test's), or an instrumentor that changed shape
+        return SamplingGate(outer, plain, sampler.inner)
+
+    app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
 
 
 SYNTHETIC_HEADER = b"x-panorama-synthetic"

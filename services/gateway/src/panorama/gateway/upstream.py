@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 from fastapi import Response
+from opentelemetry import propagate, trace
 from pydantic import BaseModel, ValidationError
 
 from panorama.core.contract import RELAYED_HEADERS
@@ -37,17 +38,27 @@ class Upstream:
         self.connections = connections
         self.connect_timeout = connect_timeout
         self._session: aiohttp.ClientSession | None = None
+        # The same pool without the tracing hooks, for requests nobody records (see request()).
+        self._plain: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=self.connections, limit_per_host=self.connections, ttl_dns_cache=60)
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout),
-            auto_decompress=False,
-            headers=self.headers,
-        )
+        options: dict[str, Any] = {
+            "timeout": aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout),
+            "auto_decompress": False,
+            "headers": self.headers,
+        }
+        self._session = aiohttp.ClientSession(connector=connector, **options)
+        self._plain = self._session
+        if instrumented(self._session):
+            # One connector, so one pool and one limit: the plain session does not own it.
+            self._plain = aiohttp.ClientSession(connector=connector, connector_owner=False, **options)
+            self._plain._trace_configs = [c for c in self._plain._trace_configs if not _is_otel(c)]
 
     async def close(self) -> None:
+        if self._plain is not None and self._plain is not self._session:
+            await self._plain.close()
+        self._plain = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -75,9 +86,17 @@ class Upstream:
         data: Any = None,
     ) -> UpstreamResponse:
         """Call the downstream under ``timeout`` seconds; raise 503/504 problems on failure."""
+        session = self.session
+        if self._plain is not session and not trace.get_current_span().is_recording():
+            # Not sampled: skip the client span machinery, but pass the trace on (sampled=0) so the
+            # downstream makes the same decision.
+            session = self._plain or session
+            carrier: dict[str, str] = dict(headers or {})
+            propagate.inject(carrier)
+            headers = carrier
         try:
             async with asyncio.timeout(timeout):
-                async with self.session.request(
+                async with session.request(
                     method, self.base_url + path, json=json, params=params, headers=headers, data=data
                 ) as resp:
                     body = await resp.read()
@@ -101,6 +120,16 @@ class Upstream:
                 title="Upstream unavailable",
                 headers={"Retry-After": "1"},
             ) from None
+
+
+def _is_otel(config: aiohttp.TraceConfig) -> bool:
+    # The mark the instrumentation leaves on its own trace config (its uninstrument_session checks it).
+    return hasattr(config, "_is_instrumented_by_opentelemetry")
+
+
+def instrumented(session: aiohttp.ClientSession) -> bool:
+    """True when OpenTelemetry's aiohttp instrumentation hooked this session (tracing is on)."""
+    return any(_is_otel(config) for config in session._trace_configs)
 
 
 class UpstreamResponse:

@@ -47,6 +47,8 @@ def create_app(settings: IoSettings | None = None) -> FastAPI:
         engine = make_engine(settings, plan)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        # The same pool, for single-statement reads (the read-through loaders): no transaction.
+        app.state.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         app.state.sync_engine = make_sync_engine(settings, plan)
         app.state.diagnostics_engine = make_diagnostics_engine(settings)
         wire_io_observability(app, engine, app.state.sync_engine, app.state.diagnostics_engine)

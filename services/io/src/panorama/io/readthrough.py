@@ -40,8 +40,8 @@ class ReadThrough:
         *,
         ttl: int,
         refresh_fraction: float = REFRESH_FRACTION,
-        lock_ms: int = 2000,
-        lock_wait: float = 0.5,
+        lock_ms: int = 3000,
+        lock_wait: float = 2.0,
         poll_interval: float = 0.02,
     ) -> None:
         self.cache = cache

@@ -1,0 +1,188 @@
+"""Sections 8 and 10 of ``make bench``: what users run (two workers per service, the defaults), under load.
+
+8. ``GET /users/{id}`` through the gateway at concurrency 256 for 15 s, cache hit (one hot id) and
+   cache miss (random ids over a large seeded table): throughput, p99 and errors (target 0). Then a
+   TTL expiry under the same load: Postgres' own index-scan counter on ``users`` gives the queries,
+   divided by keys and by the expiries the run went through (target: at most one per key each).
+10. Worker recycling under load: gunicorn's ``max_requests`` set low so that every worker recycles
+    several times during the run (jitter staggers them); requests lost (non-200 or a broken
+    connection) is the figure (target 0).
+
+Every service runs with the settings ``make up`` and the chart use; the settings a part changes
+are returned beside its figure (``settings``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import statistics
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from . import stack
+from .load import closed_loop, session
+from .stack import HEADERS
+
+CONCURRENCY = 256
+# The part of every setting that a bench changes for all its services: one key sends everything.
+ALWAYS = {"PANORAMA_RATE_LIMIT": "off"}
+
+
+@contextlib.contextmanager
+def suite(
+    workdir: Path, database_url: str, redis_url: str, io_env: dict[str, str], gw_env: dict[str, str], tag: str = "-u"
+) -> Iterator[str]:
+    """io and the gateway, two workers each (``make up``'s defaults); yields the gateway's URL."""
+    common = {"PANORAMA_DATABASE_URL": database_url, "PANORAMA_REDIS_URL": redis_url}
+    with stack.service("io", workdir, {**common, **io_env}, workers=2, tag=tag) as io:
+        env = {**stack.gateway_env(io, f"http://127.0.0.1:{stack.free_port()}"), **ALWAYS, **gw_env}
+        with stack.service("gateway", workdir, env, workers=2, tag=tag, ready="/healthz") as gateway:
+            yield gateway
+
+
+def index_scans(database_url: str) -> int:
+    """Index scans on ``users`` so far (each read by id is one), from Postgres' statistics."""
+    time.sleep(1.2)  # backends flush their counters at most once a second
+    with psycopg.connect(stack.libpq_url(database_url), autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = conn.execute("SELECT coalesce(idx_scan, 0) FROM pg_stat_user_tables WHERE relname = 'users'").fetchone()
+    return int(row[0]) if row else 0
+
+
+async def drive_ids(gateway: str, ids: list[int], seconds: float, seen: Counter[str]) -> dict[str, float]:
+    async with session(limit=CONCURRENCY) as client:
+
+        async def call() -> int:
+            async with client.get(f"{gateway}/users/{random.choice(ids)}", headers=HEADERS) as resp:
+                await resp.read()
+                seen[resp.headers.get("X-Cache", str(resp.status))] += 1
+                return resp.status
+
+        return await closed_loop(call, CONCURRENCY, seconds)
+
+
+def users_under_load(
+    workdir: Path, database_url: str, redis_url: str, ids: list[int], *, seconds: float
+) -> dict[str, Any]:
+    """Section 8 (see the module docstring)."""
+    out: dict[str, Any] = {"path": "GET /users/{id} via the gateway", "concurrency": CONCURRENCY, "seconds": seconds}
+    with suite(workdir, database_url, redis_url, {}, {}) as gateway:
+        hot = ids[:1]
+        seen_hit: Counter[str] = Counter()
+        asyncio.run(drive_ids(gateway, hot, 1.0, Counter()))  # warm the entry and the connections
+        out["hit"] = {**asyncio.run(drive_ids(gateway, hot, seconds, seen_hit)), "x_cache": dict(seen_hit)}
+        seen_miss: Counter[str] = Counter()
+        out["miss"] = {**asyncio.run(drive_ids(gateway, ids, seconds, seen_miss)), "x_cache": dict(seen_miss)}
+        out["hit"]["settings"] = out["miss"]["settings"] = dict(ALWAYS)
+    ttl, keys = 5, 8
+    expiry_env = {"PANORAMA_CACHE_TTL": str(ttl)}
+    with suite(workdir, database_url, redis_url, expiry_env, {}) as gateway:
+        hot = ids[100 : 100 + keys]
+        asyncio.run(drive_ids(gateway, hot, 1.0, Counter()))
+        before = index_scans(database_url)
+        seen: Counter[str] = Counter()
+        loop = asyncio.run(drive_ids(gateway, hot, seconds, seen))
+        queries = index_scans(database_url) - before
+    # A TTL cycle: without refresh-ahead an entry would expire every `ttl` s; with it, one request
+    # refreshes it every 0.8 x ttl (the last 20 % is the refresh window). At most one query per cycle.
+    expiries = seconds / (ttl * 0.8)
+    per_key = queries / keys / expiries
+    out["expiry"] = {
+        **loop,
+        "x_cache": dict(seen),
+        "keys": keys,
+        "ttl_s": ttl,
+        "expiries_per_key": round(expiries, 1),
+        "cycle_s": ttl * 0.8,
+        "queries": queries,
+        "queries_per_key_per_expiry": round(per_key, 2),
+        "settings": {**ALWAYS, **expiry_env},
+    }
+    errors = out["hit"]["errors"] + out["miss"]["errors"] + out["expiry"]["errors"]
+    out["goal"] = {
+        "errors": errors,
+        "queries_per_key_per_expiry": round(per_key, 2),
+        "met": errors == 0 and per_key <= 1.0,
+    }
+    return out
+
+
+def recycle_under_load(
+    workdir: Path, database_url: str, redis_url: str, ids: list[int], *, seconds: float
+) -> dict[str, Any]:
+    """Section 10: requests lost while gunicorn recycles the gateway's and io's workers under load."""
+    # About one recycle per worker in the run (jitter: half, staggered by worker: 1000-1500 requests).
+    recycle = {"PANORAMA_MAX_REQUESTS": "1000"}
+    with suite(workdir, database_url, redis_url, recycle, recycle, tag="-recycle") as gateway:
+        seen: Counter[str] = Counter()
+        loop = asyncio.run(drive_ids(gateway, ids[:50], seconds, seen))
+    # uvicorn logs each recycle ("Maximum request limit of N exceeded. Terminating process.").
+    recycles = {
+        service: sum(
+            log.read_text(errors="replace").count("Maximum request limit")
+            for log in workdir.glob(f"{service}-recycle-*.log")
+        )
+        for service in ("gateway", "io")
+    }
+    return {
+        "path": "GET /users/{id} via the gateway, 50 ids (cache hits)",
+        "concurrency": CONCURRENCY,
+        "seconds": seconds,
+        **loop,
+        "statuses": dict(seen),
+        "recycles": recycles,
+        "lost": loop["errors"],
+        "settings": {**ALWAYS, **recycle},
+        "goal": {"lost": loop["errors"], "met": loop["errors"] == 0},
+    }
+
+
+def awaits_through_gateway(workdir: Path, database_url: str, redis_url: str, *, rounds: int) -> dict[str, Any]:
+    """Section 1b: 1000 concurrent ``GET /demo/async?delay=1`` through the gateway vs. straight to io,
+    ``make up``'s defaults (two workers each, the planned 1024 upstream sockets), same run,
+    alternating rounds. Cold: the first burst after start (every connection new, client and
+    gateway alike); warm: later bursts on pooled connections."""
+    from .load import burst
+
+    path = "/demo/async?delay=1"
+    io_env = {"PANORAMA_DEMO_ANTIPATTERNS": "false"}
+    common = {"PANORAMA_DATABASE_URL": database_url, "PANORAMA_REDIS_URL": redis_url}
+    with stack.service("io", workdir, {**common, **io_env}, workers=2, tag="-1b") as io:
+        env = {**stack.gateway_env(io, f"http://127.0.0.1:{stack.free_port()}"), **ALWAYS}
+        with stack.service("gateway", workdir, env, workers=2, tag="-1b", ready="/healthz") as gateway:
+
+            async def measure() -> dict[str, Any]:
+                runs: dict[str, list[float]] = {"gateway": [], "direct": []}
+                errors = 0
+                async with session(total_timeout=120) as client:
+                    cold_gw = await burst(client, f"{gateway}{path}", 1000, headers=HEADERS)
+                async with session(total_timeout=120) as client:
+                    cold_io = await burst(client, f"{io}{path}", 1000, headers=HEADERS)
+                    for index in range(rounds):
+                        order = [("gateway", gateway), ("direct", io)]
+                        for name, base in order if index % 2 == 0 else reversed(order):
+                            result = await burst(client, f"{base}{path}", 1000, headers=HEADERS)
+                            runs[name].append(result["wall_s"])
+                            errors += result["errors"]
+                gw, direct = statistics.median(runs["gateway"]), statistics.median(runs["direct"])
+                return {
+                    "warm_gateway_s": gw,
+                    "warm_direct_s": direct,
+                    "warm_ratio": round(gw / direct, 2),
+                    "cold_gateway_s": cold_gw["wall_s"],
+                    "cold_direct_s": cold_io["wall_s"],
+                    "cold_ratio": round(cold_gw["wall_s"] / cold_io["wall_s"], 2),
+                    "errors": errors + cold_gw["errors"] + cold_io["errors"],
+                    "per_round": runs,
+                }
+
+            out = asyncio.run(measure())
+    met = out["warm_ratio"] <= 1.25 and out["cold_ratio"] <= 1.6 and out["errors"] == 0
+    return {"path": path, "rounds": rounds, **out, "settings": dict(ALWAYS), "goal": {"met": met}}

@@ -158,7 +158,7 @@ def test_every_value_is_documented_with_a_param_line() -> None:
             if (
                 isinstance(value, dict)
                 and value
-                and path.split(".")[-1] not in {"resources", "annotations"}
+                and path.split(".")[-1] not in {"resources", "annotations", "labels"}
                 and not any(path.endswith(s) for s in ("Labels",))
             ):
                 out |= leaves(value, path + ".")

@@ -96,7 +96,7 @@ class Sources:
                 if lab.get("status", "").startswith("5")
             ),
             "loop_lag": {s: pick(m, "panorama_event_loop_lag_seconds", stat=s) for s in ("current", "p99", "max")},
-            "loop_blocked": pick(m, "panorama_event_loop_blocked_total"),
+            "loop_blocked": pick(m, "panorama_event_loop_blocked_total") or 0.0,  # no series before the first
             "loop_starved": pick(m, "panorama_event_loop_starved_total"),
             "loop_cpu_wait": pick(m, "panorama_event_loop_cpu_wait_seconds_total"),
             "thread_tokens": {s: pick(m, "panorama_thread_limiter_tokens", state=s) for s in ("in_use", "total")},

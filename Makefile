@@ -31,8 +31,8 @@ up: venv ## Start gateway, io, compute and the video worker as local processes (
 test: lint unit $(if $(shell command -v promtool),rules) ## Lint (ruff, with the ASYNC rules), the alert rules (when promtool is present) and every test against 127.0.0.1 Postgres and Redis
 
 lint: venv
-	$(BIN)/ruff check services testing tests loadtests infra charts
-	$(BIN)/ruff format --check services testing tests loadtests infra charts
+	$(BIN)/ruff check services testing tests loadtests infra charts monitoring
+	$(BIN)/ruff format --check services testing tests loadtests infra charts monitoring
 
 test-fast: lint unit-fast ## Lint and run each service's own tests, without the whole-stack tests under tests/stack
 

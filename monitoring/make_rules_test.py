@@ -115,8 +115,16 @@ CASES: list[tuple[str, str, list[dict[str, str]], list[tuple[str, list[tuple[dic
         "PanoramaProcessPoolRejecting",
         "compute-a answers 1 request/s with 503; compute-b only 200s",
         [
-            s("panorama_http_request_duration_seconds_count", {**CO_A, "method": "POST", "route": "/compute", "status": "503"}, "0+60x10"),
-            s("panorama_http_request_duration_seconds_count", {**CO_B, "method": "POST", "route": "/compute", "status": "200"}, "0+60x10"),
+            s(
+                "panorama_http_request_duration_seconds_count",
+                {**CO_A, "method": "POST", "route": "/compute", "status": "503"},
+                "0+60x10",
+            ),
+            s(
+                "panorama_http_request_duration_seconds_count",
+                {**CO_B, "method": "POST", "route": "/compute", "status": "200"},
+                "0+60x10",
+            ),
         ],
         [("1m", []), ("5m", [(CO_A, "1")])],
     ),
@@ -162,7 +170,11 @@ CASES: list[tuple[str, str, list[dict[str, str]], list[tuple[str, list[tuple[dic
                 {**VW, "task": "panorama.video_worker.process_video", "state": "RETRY"},
                 "0+1x30",
             ),
-            s("panorama_celery_task_duration_seconds_count", {**VW, "task": "other", "state": "RETRY"}, "0 1 2 2 2 2 2"),
+            s(
+                "panorama_celery_task_duration_seconds_count",
+                {**VW, "task": "other", "state": "RETRY"},
+                "0 1 2 2 2 2 2",
+            ),
         ],
         [("5m", []), ("20m", [({"task": "panorama.video_worker.process_video"}, "10")])],
     ),
@@ -170,10 +182,26 @@ CASES: list[tuple[str, str, list[dict[str, str]], list[tuple[str, list[tuple[dic
         "PanoramaHighErrorRate",
         "io: 10% 5xx; gateway: 1% 5xx",
         [
-            s("panorama_http_request_duration_seconds_count", {**IO_A, "method": "GET", "route": "/users/{user_id}", "status": "500"}, "0+6x20"),
-            s("panorama_http_request_duration_seconds_count", {**IO_A, "method": "GET", "route": "/users/{user_id}", "status": "200"}, "0+54x20"),
-            s("panorama_http_request_duration_seconds_count", {**GW, "method": "GET", "route": "/users/{user_id}", "status": "502"}, "0+1x20"),
-            s("panorama_http_request_duration_seconds_count", {**GW, "method": "GET", "route": "/users/{user_id}", "status": "200"}, "0+99x20"),
+            s(
+                "panorama_http_request_duration_seconds_count",
+                {**IO_A, "method": "GET", "route": "/users/{user_id}", "status": "500"},
+                "0+6x20",
+            ),
+            s(
+                "panorama_http_request_duration_seconds_count",
+                {**IO_A, "method": "GET", "route": "/users/{user_id}", "status": "200"},
+                "0+54x20",
+            ),
+            s(
+                "panorama_http_request_duration_seconds_count",
+                {**GW, "method": "GET", "route": "/users/{user_id}", "status": "502"},
+                "0+1x20",
+            ),
+            s(
+                "panorama_http_request_duration_seconds_count",
+                {**GW, "method": "GET", "route": "/users/{user_id}", "status": "200"},
+                "0+99x20",
+            ),
         ],
         [("4m", []), ("12m", [({"service": "io"}, "10%")])],
     ),
@@ -181,8 +209,16 @@ CASES: list[tuple[str, str, list[dict[str, str]], list[tuple[str, list[tuple[dic
         "PanoramaGatewayTimeouts",
         "gateway /compute answers 504 once a second; io's 504s (not the gateway) do not count",
         [
-            s("panorama_http_request_duration_seconds_count", {**GW, "method": "POST", "route": "/compute", "status": "504"}, "0+60x20"),
-            s("panorama_http_request_duration_seconds_count", {**IO_A, "method": "GET", "route": "/proxy", "status": "504"}, "0+60x20"),
+            s(
+                "panorama_http_request_duration_seconds_count",
+                {**GW, "method": "POST", "route": "/compute", "status": "504"},
+                "0+60x20",
+            ),
+            s(
+                "panorama_http_request_duration_seconds_count",
+                {**IO_A, "method": "GET", "route": "/proxy", "status": "504"},
+                "0+60x20",
+            ),
         ],
         [("4m", []), ("12m", [({"service": "gateway", "route": "/compute"}, "1")])],
     ),

@@ -24,11 +24,15 @@ from honcho.manager import Manager
 from panorama.core.contract import PORTS
 from panorama.core.settings import env_file
 from panorama.video_worker import tools
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # infra.local.* from the checkout
+from infra.local import live, prometheus
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE = ROOT / ".panorama"
 PY = shlex.quote(sys.executable)
 HTTP_SERVICES = PORTS
+WORKER_METRICS_PORT = 9100  # the worker's default PANORAMA_WORKER_METRICS_PORT
+PROMETHEUS_LISTEN = "127.0.0.1:9090"
 
 
 def environment() -> dict[str, str]:
@@ -57,7 +61,7 @@ def gunicorn(service: str, port: int) -> str:
     )
 
 
-def announce_when_ready(key: str, timeout: float = 90.0) -> None:
+def announce_when_ready(key: str, extras: list[str], timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     pending = dict(HTTP_SERVICES)
     while pending and time.monotonic() < deadline:
@@ -78,7 +82,8 @@ def announce_when_ready(key: str, timeout: float = 90.0) -> None:
         f"  gateway  http://127.0.0.1:{PORTS['gateway']}   (docs: http://127.0.0.1:{PORTS['gateway']}/docs)\n"
         f"  io       http://127.0.0.1:{PORTS['io']}   (internal: /debug/pool, /debug/loop)\n"
         f"  compute  http://127.0.0.1:{PORTS['compute']}   (internal: /debug/pool, /debug/loop)\n"
-        f"  API key  {key}\n"
+        + "".join(f"  {line}\n" for line in extras)
+        + f"  API key  {key}\n"
         f"  try:     curl -H 'X-API-Key: {key}' -X POST localhost:8000/compute -H 'content-type: application/json' "
         "-d '{\"n\": 1000000}'\n"
         "Ctrl-C stops everything.\n",
@@ -152,7 +157,31 @@ def main() -> int:
         cwd=str(ROOT),
         env=env,
     )
-    threading.Thread(target=announce_when_ready, args=(key,), daemon=True).start()
+    extras = []
+    if prometheus.binary():
+        # The same scrape targets and alert rules as monitoring/prometheus.yml says.
+        data = STATE / "prometheus"
+        cmd = prometheus.command(prometheus.LOCAL_CONFIG, data, PROMETHEUS_LISTEN)
+        manager.add_process("prometheus", shlex.join(cmd), cwd=str(ROOT), env=env)
+        extras.append(f"metrics  http://{PROMETHEUS_LISTEN}   (Prometheus: alerts at /alerts, rules at /rules)")
+    else:
+        print(prometheus.HINT, flush=True)
+    live_port = live.port_from_env()
+    if live_port:
+        urls = {name: f"http://127.0.0.1:{port}" for name, port in HTTP_SERVICES.items()}
+        urls["video-worker"] = f"http://127.0.0.1:{WORKER_METRICS_PORT}"
+        sources = live.Sources(
+            urls,
+            api_key=env["PANORAMA_API_KEYS"].split(",")[0],
+            internal_token=env.get("PANORAMA_INTERNAL_TOKEN") or None,
+            storage_dir=Path(env["PANORAMA_STORAGE_DIR"]),
+        )
+        try:
+            server = live.serve(sources, live_port)
+            extras.append(f"live     http://127.0.0.1:{server.server_address[1]}   (every pool, refreshed each second)")
+        except OSError as exc:
+            print(f"live page: port {live_port} unavailable ({exc}); set PANORAMA_LIVE_PORT", flush=True)
+    threading.Thread(target=announce_when_ready, args=(key, extras), daemon=True).start()
     manager.loop()
     return manager.returncode or 0
 

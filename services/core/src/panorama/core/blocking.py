@@ -229,11 +229,14 @@ class BlockingDetector:
         reported_beat = None
         last_wake = time.monotonic()
         last_sched = read_schedstat(self._loop_tid)
-        # The late beat under watch: the schedstat when its callback was first seen, that callback,
-        # whether every sample since saw it, and (once past the threshold) the starvation verdict.
+        # Recent (time, schedstat) readings: the CPU wait of a late beat is counted from when the
+        # beat fell due, however late this thread itself got to look.
+        readings: deque[tuple[float, tuple[int, int] | None]] = deque(maxlen=256)
+        # The late beat under watch: the callback first seen running, how many samples saw it (and
+        # only it), and (once past the threshold) the starvation verdict should the beat come.
         episode_beat: float | None = None
-        episode_sched: tuple[int, int] | None = None
         episode_root: Any = None
+        samples = 0
         one_callback = False
         pending: str | None = None
         while not self._stop.wait(self.interval):
@@ -241,7 +244,8 @@ class BlockingDetector:
             sched = read_schedstat(self._loop_tid)
             if sched is not None and last_sched is not None:
                 LOOP_CPU_WAIT.inc(max(0, sched[1] - last_sched[1]) / 1e9)
-            previous_sched, last_sched = last_sched, sched
+            last_sched = sched
+            readings.append((now, sched))
             overslept = now - last_wake - self.interval
             last_wake = now
             beat = self._beat
@@ -250,16 +254,18 @@ class BlockingDetector:
                 # The loop beat again: a late beat that was never judged blocked was starvation.
                 if pending is not None and episode_beat != reported_beat:
                     self._starved(pending)
-                episode_beat, episode_root, one_callback, pending = beat, None, False, None
+                episode_beat, episode_root, one_callback, pending, samples = beat, None, False, None, 0
             if late <= self.interval / 2 or beat == reported_beat:
                 continue  # on time, or already reported: hold no frame
             root = self._callback_root()
             if episode_root is None and root is not None and not one_callback:
                 # The first callback seen running on this late beat (the loop may have been idle
-                # a moment before): the window starts at (about) the previous tick.
-                episode_sched, episode_root, one_callback = previous_sched, root, True
+                # a moment before).
+                episode_root, one_callback, samples = root, True, 1
             elif episode_root is not None and root is not episode_root:
                 one_callback = False  # another callback, or the loop went back to its selector
+            elif root is not None:
+                samples += 1
             if overslept > self.threshold:
                 # This thread was late too: the whole process was paused (SIGSTOP, CPU throttled
                 # by the cgroup), not the loop. Give the loop a turn before judging it.
@@ -267,8 +273,9 @@ class BlockingDetector:
             if late <= self.threshold:
                 continue
             waited = 0.0
-            if sched is not None and episode_sched is not None:
-                waited = max(0, sched[1] - episode_sched[1]) / 1e9
+            due = self._reading_at(readings, beat + self.interval)
+            if sched is not None and due is not None:
+                waited = max(0, sched[1] - due[1]) / 1e9
             pending = "cpu" if waited * 2 >= late else "callbacks"
             if not one_callback:
                 # Late, but no single callback held the loop: starved of CPU, or swamped by many
@@ -277,14 +284,25 @@ class BlockingDetector:
                 self._starved(pending)
                 pending = None
                 episode_root = None
-            elif late - waited > self.threshold:
-                # One callback, and past the threshold even without its time waiting for a CPU.
+            elif samples >= 2 and late - waited > self.threshold:
+                # One callback at every look (two at least), and past the threshold even without
+                # the loop thread's time waiting for a CPU since the beat fell due.
                 captured = self._capture(beat, late)
                 if captured is not None:
                     reported_beat = beat  # once per incident: until the loop beats again
                     pending = episode_root = None
                     self._publish(*captured)
             # Else one callback, stretched by CPU wait so far: keep watching it.
+
+    @staticmethod
+    def _reading_at(readings: deque[tuple[float, tuple[int, int] | None]], when: float) -> tuple[int, int] | None:
+        """The last schedstat read at or before ``when`` (else the oldest kept)."""
+        chosen = None
+        for at, sched in readings:
+            if at > when and chosen is not None:
+                break
+            chosen = sched
+        return chosen
 
     def _starved(self, reason: str) -> None:
         self.starved += 1

@@ -76,6 +76,8 @@ LOOP_STARVED = Counter(
     "or callbacks (many short callbacks); see panorama.core.blocking.",
     ["reason"],
 )
+for _reason in ("cpu", "callbacks"):
+    LOOP_STARVED.labels(_reason)  # exported at 0 from the start, so rate() has a series
 LOOP_CPU_WAIT = Counter(
     "panorama_event_loop_cpu_wait_seconds",
     "Time the loop thread was runnable but waiting for a CPU (its schedstat); rate() = share of wall time.",

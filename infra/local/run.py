@@ -24,6 +24,7 @@ from honcho.manager import Manager
 from panorama.core.contract import PORTS
 from panorama.core.settings import env_file
 from panorama.video_worker import tools
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # infra.local.* from the checkout
 from infra.local import live, prometheus
 

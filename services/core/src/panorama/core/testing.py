@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -295,3 +296,27 @@ class ThrowawayRedis:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+@contextlib.contextmanager
+def throwaway_rabbitmq_vhost() -> Iterator[str | None]:
+    """``amqp://`` URL of a new vhost on the machine's RabbitMQ (deleted on exit); None without rabbitmqctl.
+
+    The shared server is never reconfigured: only a vhost of the test's own comes and goes.
+    """
+    if shutil.which("rabbitmqctl") is None:
+        yield None
+        return
+    vhost = f"panorama-test-{uuid.uuid4().hex[:8]}"
+
+    def ctl(*args: str) -> int:
+        return subprocess.run(["rabbitmqctl", *args], capture_output=True, timeout=60, check=False).returncode
+
+    if ctl("add_vhost", vhost) != 0:
+        yield None
+        return
+    try:
+        ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield f"{os.environ.get('PANORAMA_TEST_RABBITMQ', 'amqp://guest:guest@127.0.0.1:5672')}/{vhost}"
+    finally:
+        ctl("delete_vhost", vhost)

@@ -18,10 +18,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from celery import Celery
 
 from panorama.core.queue import PROCESS_VIDEO_TASK, StorageLayout, celery_config
@@ -41,10 +42,6 @@ WORKER_ENV = {
     "PANORAMA_VIDEO_TIME_LIMIT": "25",
     "PANORAMA_VISIBILITY_TIMEOUT": "30",
 }
-
-
-def rabbitmqctl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60, check=False)
 
 
 @pytest.fixture
@@ -112,7 +109,9 @@ def ffmpeg_running(job_id: str) -> bool:
     return False
 
 
-def kill_mid_job(env: dict[str, str], tmp_path: Path, clip: Path, budget: float) -> dict[str, float]:
+def kill_mid_job(
+    env: dict[str, str], tmp_path: Path, clip: Path, budget: float, acked: Callable[[], bool]
+) -> dict[str, float]:
     """Run a job, SIGKILL its whole worker mid-transcode with a standby worker up; the figures."""
     layout = StorageLayout(Path(env["PANORAMA_STORAGE_DIR"]))
     layout.ensure()
@@ -149,6 +148,11 @@ def kill_mid_job(env: dict[str, str], tmp_path: Path, clip: Path, budget: float)
         assert history.count("completed") == 1, history
         assert history.count("started") == 2, history
         assert layout.output(job_id).stat().st_size > 0
+        # acks_late: the message leaves the broker only once the standby acknowledged it.
+        deadline = time.monotonic() + 30
+        while not acked():
+            assert time.monotonic() < deadline, "the completed job was never acknowledged"
+            time.sleep(0.2)
         figures = {
             "restarted_after_s": round(restarted["at"] - killed_at, 2),
             "completed_after_s": round(completed["at"] - killed_at, 2),
@@ -175,20 +179,31 @@ def test_rabbitmq_reruns_a_killed_workers_job_within_seconds_and_completes_it_on
     tmp_path: Path, clip: Path, redis_url: str, rabbitmq_vhost: str
 ) -> None:
     env = {**worker_env(tmp_path, redis_url), "PANORAMA_BROKER_URL": rabbitmq_vhost}
-    figures = kill_mid_job(env, tmp_path, clip, budget=RECOVERY_BUDGET)
+    vhost = rabbitmq_vhost.rsplit("/", 1)[1]
+
+    def acked() -> bool:
+        # messages = ready + unacknowledged: 0 once the standby acknowledged the job.
+        out = subprocess.run(
+            ["rabbitmqctl", "list_queues", "-p", vhost, "name", "messages"], capture_output=True, text=True, check=False
+        ).stdout
+        return any(line.split() == ["video", "0"] for line in out.splitlines())
+
+    figures = kill_mid_job(env, tmp_path, clip, budget=RECOVERY_BUDGET, acked=acked)
     print(f"\nRabbitMQ broker, whole worker SIGKILLed mid-job: {figures}")
     assert figures["restarted_after_s"] < RECOVERY_BUDGET
-    # The job really went through RabbitMQ (not a Redis fallback): its queue lives in the vhost.
-    vhost = rabbitmq_vhost.rsplit("/", 1)[1]
-    queues = rabbitmqctl("list_queues", "-p", vhost, "name", "messages").stdout.split("\n")
-    assert any(line.split()[:2] == ["video", "0"] for line in queues if line.strip()), queues
+    # The job really went through RabbitMQ (not a Redis fallback): acked() read its queue in the vhost.
 
 
 def test_redis_reruns_a_killed_workers_job_only_after_the_visibility_timeout(
     tmp_path: Path, clip: Path, redis_url: str
 ) -> None:
     env = worker_env(tmp_path, redis_url)
-    figures = kill_mid_job(env, tmp_path, clip, budget=30 + 30)
+    client = redis.Redis.from_url(redis_url)
+
+    def acked() -> bool:
+        return client.hlen("unacked") == 0 and client.llen("video") == 0
+
+    figures = kill_mid_job(env, tmp_path, clip, budget=30 + 30, acked=acked)
     print(f"\nRedis broker (visibility timeout 30 s), whole worker SIGKILLed mid-job: {figures}")
     # The visibility timeout is the floor: nothing comes back before it (3,900 s by default).
     assert figures["restarted_after_s"] > 10  # timed from the delivery, not the kill (the standby boots between)

@@ -17,6 +17,7 @@ from fastapi import Response
 from panorama.core.errors import Problem
 
 # Headers worth passing back from a downstream; hop-by-hop and length headers are not.
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 RELAYED_HEADERS = ("content-type", "retry-after", "location", "cache-control", "x-cache")
 
 
@@ -78,11 +79,19 @@ class Upstream:
         """Call the downstream under ``timeout`` seconds; raise 503/504 problems on failure."""
         try:
             async with asyncio.timeout(timeout):
-                async with self.session.request(
-                    method, self.base_url + path, json=json, params=params, headers=headers, data=data
-                ) as resp:
-                    body = await resp.read()
-                    return UpstreamResponse(resp.status, {k.lower(): v for k, v in resp.headers.items()}, body)
+                for attempt in (1, 2):
+                    try:
+                        async with self.session.request(
+                            method, self.base_url + path, json=json, params=params, headers=headers, data=data
+                        ) as resp:
+                            body = await resp.read()
+                            return UpstreamResponse(resp.status, {k.lower(): v for k, v in resp.headers.items()}, body)
+                    except aiohttp.ServerDisconnectedError:
+                        # A pooled keep-alive connection the downstream closed as one of its workers
+                        # retired (a reload, max_requests): a read is safe to send again, once.
+                        if method not in IDEMPOTENT or attempt == 2:
+                            raise
+                raise AssertionError("unreachable")
         except TimeoutError:
             raise Problem(504, f"{self.name} did not answer within {timeout:g}s", title="Upstream timeout") from None
         except aiohttp.ClientError as exc:

@@ -196,6 +196,9 @@ spec:
             {{- if has .component (list "gateway" "io" "video-worker") }}
             {{- include "panorama.redisEnv" $root | nindent 12 }}
             {{- end }}
+            {{- if has .component (list "gateway" "video-worker") }}
+            {{- include "panorama.brokerEnv" $root | nindent 12 }}
+            {{- end }}
           {{- if $http }}
           ports:
             - name: http

@@ -89,6 +89,9 @@ data:
   PANORAMA_MAX_UPLOAD_BYTES: {{ $v.maxUploadBytes | int64 | toString | quote }}
   PANORAMA_RATE_LIMIT: {{ $v.rateLimit | quote }}
   PANORAMA_METRICS_PORT: {{ $v.metricsPort | toString | quote }}
+  PANORAMA_AUTH_FAILURE_LIMIT: {{ $v.authFailureLimit | toString | quote }}
+  {{- /* Whose X-Forwarded-For is believed: the wrong-key limit counts per client address. */}}
+  FORWARDED_ALLOW_IPS: {{ $v.forwardedAllowIps | quote }}
   {{- end }}
   {{- if eq .component "io" }}
   PANORAMA_DEMO_ANTIPATTERNS: {{ $v.demoAntipatterns | toString | quote }}

@@ -154,7 +154,7 @@ async def drive_path(url: str, path: str, seconds: float) -> dict[str, float]:
 def section(quick: bool = False) -> dict[str, Any]:
     """``make bench`` §7: tracing off / 10 % / always on, trivial route and ``GET /users/{id}`` (a cache
     hit), alternating rounds, against a real OTLP receiver that decodes every span it gets."""
-    from panorama.core.testing import OtlpReceiver
+    from panorama.testing import OtlpReceiver
 
     rounds, seconds = (2, 2.0) if quick else (4, 5.0)
     out: dict[str, Any] = {"rounds": rounds, "round_seconds": seconds, "concurrency": CONCURRENCY, "rows": []}

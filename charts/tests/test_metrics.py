@@ -145,3 +145,15 @@ def test_a_drain_that_leaves_no_time_to_finish_requests_fails_saying_why() -> No
         helm.HelmError, match=r"io.terminationGracePeriodSeconds \(20\) must exceed .*drainSeconds \(15\)"
     ):
         chart.render(values)
+
+
+def test_gateway_gets_its_wrong_key_limit_and_trusted_proxies() -> None:
+    rendered = chart.render(
+        chart.merge(
+            chart.load_values([chart.ci_values_files()[0]]),
+            {"gateway": {"authFailureLimit": 7, "forwardedAllowIps": "10.42.0.0/16"}},
+        )
+    )
+    env = chart.container_env(rendered, deployment(rendered, "gateway"))
+    assert env["PANORAMA_AUTH_FAILURE_LIMIT"] == "7"
+    assert env["FORWARDED_ALLOW_IPS"] == "10.42.0.0/16"

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from panorama.core.testing import ServiceProcess, free_port, gunicorn_command, running
+from panorama.testing import ServiceProcess, free_port, gunicorn_command, running
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -29,7 +29,7 @@ import yaml
 from infra.local import prometheus
 from infra.local.suite import Suite, running_suite
 from monitoring.make_dashboard import queries
-from panorama.core.testing import free_port, running
+from panorama.testing import free_port, running
 
 pytestmark = [
     pytest.mark.slow,

@@ -17,7 +17,7 @@ Per-component facts:
   module    the Python package under panorama.
   storage   mounts the shared video volume
   secrets   Secret-backed env: apiKeys, internalToken
-  needs     env of the dependencies it uses: database, redis
+  needs     env of the dependencies it uses: database, redis, broker (RabbitMQ, when the chart uses it)
   calls     the components whose URL it is given (PANORAMA_<NAME>_URL)
   settings  ConfigMap entries from its values: env name -> values field
 */}}
@@ -27,13 +27,16 @@ gateway:
   module: gateway
   storage: true
   secrets: [apiKeys, internalToken]
-  needs: [redis]
+  needs: [redis, broker]
   calls: [io, compute]
   settings:
     PANORAMA_UPSTREAM_CONNECTIONS: upstreamConnections
     PANORAMA_MAX_UPLOAD_BYTES: maxUploadBytes
     PANORAMA_RATE_LIMIT: rateLimit
     PANORAMA_METRICS_PORT: metricsPort
+    PANORAMA_AUTH_FAILURE_LIMIT: authFailureLimit
+    # Whose X-Forwarded-For is believed: the wrong-key limit counts per client address.
+    FORWARDED_ALLOW_IPS: forwardedAllowIps
 io:
   http: true
   module: io
@@ -57,7 +60,7 @@ video-worker:
   module: video_worker
   storage: true
   secrets: []
-  needs: [redis]
+  needs: [redis, broker]
   calls: [io]
   settings:
     PANORAMA_WORKER_METRICS_PORT: metricsPort
@@ -194,6 +197,9 @@ data:
 {{- end }}
 {{- if has "redis" $c.needs }}
 {{- include "panorama.redisEnv" $root | nindent 0 }}
+{{- end }}
+{{- if has "broker" $c.needs }}
+{{- include "panorama.brokerEnv" $root | nindent 0 }}
 {{- end }}
 {{- end -}}
 

@@ -143,3 +143,34 @@ expanded by the kubelet into the URL, so the URL itself never sits in a ConfigMa
       key: redis-url
 {{- end }}
 {{- end -}}
+
+{{- define "panorama.rabbitmqSecret" -}}
+{{- if .Values.rabbitmq.enabled -}}
+{{- .Values.rabbitmq.existingSecret | default (printf "%s-rabbitmq" (include "panorama.fullname" .)) -}}
+{{- else -}}
+{{- .Values.externalRabbitmq.existingSecret | default (printf "%s-rabbitmq" (include "panorama.fullname" .)) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "panorama.usesRabbitmq" -}}
+{{- if or .Values.rabbitmq.enabled .Values.externalRabbitmq.url .Values.externalRabbitmq.existingSecret -}}true{{- end -}}
+{{- end -}}
+
+{{/* PANORAMA_BROKER_URL of the gateway and the worker when RabbitMQ is the broker (nothing otherwise: Redis). */}}
+{{- define "panorama.brokerEnv" -}}
+{{- if .Values.rabbitmq.enabled }}
+- name: PANORAMA_RABBITMQ_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "panorama.rabbitmqSecret" . }}
+      key: password
+- name: PANORAMA_BROKER_URL
+  value: {{ printf "amqp://%s:$(PANORAMA_RABBITMQ_PASSWORD)@%s:5672/" .Values.rabbitmq.username (include "panorama.componentName" (dict "root" . "component" "rabbitmq")) | quote }}
+{{- else if include "panorama.usesRabbitmq" . }}
+- name: PANORAMA_BROKER_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "panorama.rabbitmqSecret" . }}
+      key: broker-url
+{{- end }}
+{{- end -}}

@@ -79,3 +79,21 @@ spec:
     - {protocol: TCP, port: {{ .Values.externalRedis.port }}}
 {{- end }}
 {{- end -}}
+
+{{- define "panorama.egressRabbitmq" -}}
+{{- if .Values.rabbitmq.enabled }}
+- to:
+    {{- include "panorama.peer" (dict "root" . "component" "rabbitmq") | nindent 4 }}
+  ports:
+    - {protocol: TCP, port: 5672}
+{{- else if include "panorama.usesRabbitmq" . }}
+- {{- with .Values.externalRabbitmq.cidrs }}
+  to:
+    {{- range . }}
+    - ipBlock: {cidr: {{ . }}}
+    {{- end }}
+  {{- end }}
+  ports:
+    - {protocol: TCP, port: {{ .Values.externalRabbitmq.port }}}
+{{- end }}
+{{- end -}}

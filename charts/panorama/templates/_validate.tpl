@@ -25,6 +25,12 @@
 {{- if and (not $v.redis.enabled) (not $v.externalRedis.url) (not $v.externalRedis.existingSecret) -}}
 {{- fail "redis.enabled is false but externalRedis.url and externalRedis.existingSecret are empty: set one, or enable the in-cluster Redis" -}}
 {{- end -}}
+{{- if and $v.rabbitmq.enabled (or $v.externalRabbitmq.url $v.externalRabbitmq.existingSecret) -}}
+{{- fail "rabbitmq.enabled is true and externalRabbitmq is set too: use the in-cluster RabbitMQ or the external one, not both" -}}
+{{- end -}}
+{{- if and $v.rabbitmq.enabled (not $v.rabbitmq.password) (not $v.rabbitmq.existingSecret) -}}
+{{- fail "rabbitmq.enabled is true but rabbitmq.password is empty: set it (URL-safe characters) or name a Secret holding `password` in rabbitmq.existingSecret" -}}
+{{- end -}}
 {{- range $c := list "gateway" "io" "compute" "videoWorker" -}}
 {{- $cv := index $v $c -}}
 {{- if and $cv.autoscaling.enabled (gt (int $cv.autoscaling.minReplicas) (int $cv.autoscaling.maxReplicas)) -}}

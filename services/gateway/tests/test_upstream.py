@@ -134,7 +134,7 @@ def test_unsampled_requests_skip_the_client_span_but_carry_the_trace(tmp_path: o
     import sys
     import textwrap
 
-    from panorama.core.testing import OtlpReceiver
+    from panorama.testing import OtlpReceiver
 
     code = textwrap.dedent(
         """

@@ -21,3 +21,13 @@ def test_each_ffmpeg_gets_its_share_of_the_cpu_limit(monkeypatch: pytest.MonkeyP
     assert WorkerSettings.load().threads_per_ffmpeg() == 1
     monkeypatch.setenv("PANORAMA_CELERY_CONCURRENCY", "2")
     assert WorkerSettings.load().threads_per_ffmpeg() == 2
+
+
+def test_broker_url_must_be_amqp(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PANORAMA_BROKER_URL", "redis://127.0.0.1:6379/0")
+    with pytest.raises(SettingsError, match="PANORAMA_BROKER_URL"):
+        WorkerSettings.load()
+    monkeypatch.setenv("PANORAMA_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    assert WorkerSettings.load().broker_url == "amqp://guest:guest@127.0.0.1:5672/"
+    monkeypatch.setenv("PANORAMA_BROKER_URL", "")
+    assert WorkerSettings.load().broker_url is None

@@ -420,3 +420,27 @@ def make_clip(
         cmd += ["-movflags", "+faststart"]
     subprocess.run([*cmd, "-f", "mp4", str(path)], check=True, timeout=120)
     return path
+
+
+@contextlib.contextmanager
+def throwaway_rabbitmq_vhost() -> Iterator[str | None]:
+    """``amqp://`` URL of a new vhost on the machine's RabbitMQ (deleted on exit); None without rabbitmqctl.
+
+    The shared server is never reconfigured: only a vhost of the test's own comes and goes.
+    """
+    if shutil.which("rabbitmqctl") is None:
+        yield None
+        return
+    vhost = f"panorama-test-{uuid.uuid4().hex[:8]}"
+
+    def ctl(*args: str) -> int:
+        return subprocess.run(["rabbitmqctl", *args], capture_output=True, timeout=60, check=False).returncode
+
+    if ctl("add_vhost", vhost) != 0:
+        yield None
+        return
+    try:
+        ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield f"{os.environ.get('PANORAMA_TEST_RABBITMQ', 'amqp://guest:guest@127.0.0.1:5672')}/{vhost}"
+    finally:
+        ctl("delete_vhost", vhost)

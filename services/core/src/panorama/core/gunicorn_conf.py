@@ -76,6 +76,7 @@ def draining() -> bool:
 
 
 def when_ready(server: Any) -> None:
+    _retire_old_workers_only_when_new_ones_serve(server)
     if _settings.metrics_port:
         _serve_metrics(server)
     if drain_seconds <= 0:
@@ -100,6 +101,57 @@ def _serve_metrics(server: Any) -> None:
     multiprocess.MultiProcessCollector(registry)
     start_http_server(_settings.metrics_port, addr=_settings.metrics_addr, registry=registry)
     server.log.info("metrics on %s:%s/metrics (all workers)", _settings.metrics_addr, _settings.metrics_port)
+
+
+def pre_fork(server: Any, worker: Any) -> None:
+    """In the master: note the heartbeat file's time at birth; any other one means the worker serves."""
+    worker.panorama_born = worker.tmp.last_update()
+
+
+def worker_serves(worker: Any) -> bool:
+    """The worker has sent its first heartbeat: uvicorn's first tick, after the app's start-up."""
+    born = getattr(worker, "panorama_born", None)
+    try:
+        # notify() sets the file's time to time.monotonic(): any change from birth is a heartbeat.
+        return born is None or worker.tmp.last_update() != born
+    except (OSError, ValueError):  # its heartbeat file is already closed: it is on its way out
+        return True
+
+
+def _retire_old_workers_only_when_new_ones_serve(server: Any) -> None:
+    """SIGHUP without a stall: old workers are retired once their replacements serve, not at once.
+
+    gunicorn's reload forks the new workers and SIGTERMs the old ones in the same breath, so for
+    the seconds the new ones spend importing the app and running its lifespan, nobody accepts
+    (3 s of no throughput measured on io). The arbiter calls ``manage_workers`` about every second;
+    while there are more workers than wanted, this keeps the old ones until every worker that would
+    remain has sent its first heartbeat, or the worker timeout has passed (a new worker that never
+    comes up must not keep the old ones forever).
+    """
+    manage, reap = server.manage_workers, server.reap_workers
+    surplus_since: list[float] = []
+
+    def manage_workers() -> None:
+        workers = sorted(server.WORKERS.values(), key=lambda w: w.age)
+        if len(workers) > server.num_workers:
+            surplus_since[:] = surplus_since or [time.monotonic()]
+            staying = workers[-server.num_workers :] if server.num_workers else []
+            waited = time.monotonic() - surplus_since[0]
+            if not all(worker_serves(w) for w in staying) and waited < server.timeout:
+                return
+        else:
+            surplus_since.clear()
+        manage()
+
+    def reap_workers() -> None:
+        # gunicorn's reload waits for the old workers to exit, reaping every 0.1 s without managing
+        # them: retire them from here as soon as the new ones serve.
+        reap()
+        if len(server.WORKERS) > server.num_workers:
+            manage_workers()
+
+    server.manage_workers = manage_workers
+    server.reap_workers = reap_workers
 
 
 def on_starting(server: Any) -> None:

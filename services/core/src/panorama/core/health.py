@@ -36,6 +36,17 @@ class Readiness(BaseModel):
     checks: dict[str, CheckResult]
 
 
+class PublicCheck(BaseModel):
+    ok: bool
+
+
+class PublicReadiness(BaseModel):
+    """What a public service's ``/readyz`` says: ready or not, per check, never why."""
+
+    status: str
+    checks: dict[str, PublicCheck]
+
+
 async def run_check(check: Check, timeout: float) -> CheckResult:
     start = time.perf_counter()
     try:
@@ -61,7 +72,8 @@ def public_view(result: Readiness) -> dict[str, object]:
     for name, check in result.checks.items():
         if not check.ok:
             log.warning("readiness check %s failed: %s", name, check.error)
-    return {"status": result.status, "checks": {name: {"ok": c.ok} for name, c in result.checks.items()}}
+    checks = {name: PublicCheck(ok=c.ok) for name, c in result.checks.items()}
+    return PublicReadiness(status=result.status, checks=checks).model_dump()
 
 
 def health_router(checks: Callable[[], Mapping[str, Check]], timeout: float, *, details: bool = True) -> APIRouter:
@@ -76,7 +88,7 @@ def health_router(checks: Callable[[], Mapping[str, Check]], timeout: float, *, 
         """Liveness: the process answers; dependencies are not consulted."""
         return Liveness(status="ok")
 
-    @router.get("/readyz", responses={503: {"model": Readiness}})
+    @router.get("/readyz", responses={503: {"model": Readiness if details else PublicReadiness}})
     async def readyz() -> JSONResponse:
         """Readiness: every dependency answered within its timeout."""
         result = await readiness(checks(), timeout)

@@ -2,6 +2,9 @@
 
 The task name, its queue, the Celery settings both sides must agree on, and the layout of the
 shared storage directory. With ``PANORAMA_REDIS_URL`` set, Redis is broker and result backend.
+With ``PANORAMA_BROKER_URL`` (``amqp://``) set too, RabbitMQ is the broker and results stay in
+Redis: an unacknowledged job of a worker whose connection dies (a SIGKILLed pod: no heartbeat,
+closed socket) is handed out again at once, where Redis waits out its visibility timeout.
 Without it the embedded default is kombu's filesystem transport and Celery's file result backend
 under the state directory, so one machine needs nothing installed (that transport has no
 visibility timeout: a job lost with a killed worker is not redelivered).
@@ -24,6 +27,13 @@ QUEUE_SUBDIRS = ("in", "processed", "results")
 SOCKET_TIMEOUT = 5.0
 SOCKET_CONNECT_TIMEOUT = 2.0
 PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.0, "interval_step": 0.2, "interval_max": 0.5}
+# AMQP heartbeats: a peer silent for two of these is dead, its unacked jobs requeued by RabbitMQ.
+AMQP_HEARTBEAT = 10
+AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
+
+
+def is_amqp(url: str | None) -> bool:
+    return bool(url) and str(url).startswith(AMQP_SCHEMES)
 
 
 def queue_dir(state_dir: Path) -> Path:
@@ -36,7 +46,9 @@ def ensure_queue_dirs(state_dir: Path) -> None:
         (queue_dir(state_dir) / sub).mkdir(parents=True, exist_ok=True)
 
 
-def celery_config(redis_url: str | None, state_dir: Path, *, visibility_timeout: int = 7200) -> dict[str, Any]:
+def celery_config(
+    redis_url: str | None, state_dir: Path, *, visibility_timeout: int = 7200, broker_url: str | None = None
+) -> dict[str, Any]:
     """Broker, backend and the delivery guarantees both sides must agree on."""
     config: dict[str, Any] = {
         "task_default_queue": VIDEO_QUEUE,
@@ -67,7 +79,18 @@ def celery_config(redis_url: str | None, state_dir: Path, *, visibility_timeout:
             "socket_connect_timeout": SOCKET_CONNECT_TIMEOUT,
         }
         config["result_backend_transport_options"] = {"visibility_timeout": visibility_timeout}
-    else:
+    if is_amqp(broker_url):
+        config["broker_url"] = broker_url
+        config["broker_heartbeat"] = AMQP_HEARTBEAT
+        config["broker_transport_options"] = {
+            # The publish returns once RabbitMQ has the message (a nack or a lost broker raises: 503).
+            "confirm_publish": True,
+            "read_timeout": SOCKET_TIMEOUT,
+            "write_timeout": SOCKET_TIMEOUT,
+        }
+        if not redis_url:
+            config["result_backend"] = f"file://{queue_dir(state_dir) / 'results'}"
+    elif not redis_url:
         folder = queue_dir(state_dir)
         config["broker_url"] = "filesystem://"
         config["broker_transport_options"] = {

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
+import kombu
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Depends, FastAPI, Request
 
@@ -38,6 +39,8 @@ def _checks(app: FastAPI) -> Mapping[str, Check]:
     settings = app.state.settings
     if settings.redis_url:
         checks["redis"] = lambda: redis_ping(settings.redis_url, settings.readiness_timeout)
+    if settings.broker_url:
+        checks["broker"] = lambda: broker_reachable(settings.broker_url, settings.readiness_timeout)
     checks["storage"] = lambda: storage_writable(settings.storage_dir)
     return checks
 
@@ -50,6 +53,16 @@ async def redis_ping(url: str, timeout: float) -> None:
         await client.ping()
     finally:
         await client.aclose()
+
+
+async def broker_reachable(url: str, timeout: float) -> None:
+    """RabbitMQ accepts a connection (AMQP handshake and login included); a hung one is abandoned."""
+
+    def connect() -> None:
+        with kombu.Connection(url, connect_timeout=timeout, transport_options={"read_timeout": timeout}) as conn:
+            conn.connect()
+
+    await anyio.to_thread.run_sync(connect, abandon_on_cancel=True)
 
 
 async def storage_writable(folder: Path) -> None:

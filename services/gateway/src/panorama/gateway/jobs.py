@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
+from amqp.exceptions import AMQPError, MessageNacked
 from celery import Celery
 from celery.result import AsyncResult
 from fastapi import Depends, Request
@@ -38,7 +39,8 @@ Status = Literal["PENDING", "STARTED", "PROGRESS", "SUCCESS", "FAILURE"]
 # Celery's other states, as the public API reports them: a retry waits in the queue again.
 STATE_MAP: dict[str, Status] = {"RETRY": "PENDING", "RECEIVED": "PENDING", "REVOKED": "FAILURE", "REJECTED": "FAILURE"}
 PUBLIC_STATES = frozenset(get_args(Status))
-BROKER_ERRORS = (OperationalError, RedisError, OSError, TimeoutError)
+# AMQPError: a refused or lost RabbitMQ connection; MessageNacked: the broker refused the job (confirms).
+BROKER_ERRORS = (OperationalError, RedisError, AMQPError, MessageNacked, OSError, TimeoutError)
 
 
 class VideoResult(BaseModel):
@@ -78,7 +80,7 @@ class VideoJobs:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self.layout = StorageLayout(settings.storage_dir)
-        config = celery_config(settings.redis_url, settings.state_dir)
+        config = celery_config(settings.redis_url, settings.state_dir, broker_url=settings.broker_url)
         # Two clients: publishing through an app with a result backend makes Celery subscribe to
         # every task's result channel (for AsyncResult.get, which the gateway never calls) and
         # retry that subscription for 20 s when Redis is down. The publisher has no backend.

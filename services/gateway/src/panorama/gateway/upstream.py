@@ -19,6 +19,9 @@ from pydantic import BaseModel, ValidationError
 from panorama.core.contract import RELAYED_HEADERS
 from panorama.core.errors import Problem
 
+# Methods a retry may safely send again.
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+
 
 class Upstream:
     """A downstream service: its base URL and one connection pool. Building it does no I/O."""
@@ -96,12 +99,20 @@ class Upstream:
             headers = carrier
         try:
             async with asyncio.timeout(timeout):
-                async with session.request(
-                    method, self.base_url + path, json=json, params=params, headers=headers, data=data
-                ) as resp:
-                    body = await resp.read()
-                    headers = {k.lower(): v for k, v in resp.headers.items()}
-                    return UpstreamResponse(resp.status, headers, body, self.name)
+                for attempt in (1, 2):
+                    try:
+                        async with session.request(
+                            method, self.base_url + path, json=json, params=params, headers=headers, data=data
+                        ) as resp:
+                            body = await resp.read()
+                            relayed = {k.lower(): v for k, v in resp.headers.items()}
+                            return UpstreamResponse(resp.status, relayed, body, self.name)
+                    except aiohttp.ServerDisconnectedError:
+                        # A pooled keep-alive connection the downstream closed as one of its workers
+                        # retired (a reload, max_requests): a read is safe to send again, once.
+                        if method not in IDEMPOTENT or attempt == 2:
+                            raise
+                raise AssertionError("unreachable")
         except aiohttp.ConnectionTimeoutError:
             # Before TimeoutError (it is one): a downstream that cannot be reached in the connect
             # timeout is unavailable (503, retry), not slow (504).

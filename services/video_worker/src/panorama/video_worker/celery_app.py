@@ -28,7 +28,12 @@ def create_celery(settings: WorkerSettings | None = None) -> Celery:
     """Build the app and register its task; no I/O (directories are made in ``worker_init``)."""
     settings = settings or WorkerSettings.load()
     app = Celery("panorama.video_worker")
-    config = celery_config(settings.redis_url, settings.state_dir, visibility_timeout=settings.visibility_timeout)
+    config = celery_config(
+        settings.redis_url,
+        settings.state_dir,
+        visibility_timeout=settings.visibility_timeout,
+        broker_url=settings.broker_url,
+    )
     app.conf.update(config)
     app.conf.update(
         worker_concurrency=settings.concurrency(),

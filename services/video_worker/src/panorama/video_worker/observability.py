@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from amqp.exceptions import AMQPError
 from opentelemetry import trace
 from redis.exceptions import RedisError
 
@@ -74,6 +75,12 @@ class QueueDepthCollector:
         self._redis: Any = None
 
     def depth(self) -> int:
+        if self.settings.broker_url:
+            # RabbitMQ: a passive declare answers the queue's ready-message count.
+            import kombu
+
+            with kombu.Connection(self.settings.broker_url, connect_timeout=2) as conn:
+                return int(conn.default_channel.queue_declare(VIDEO_QUEUE, passive=True).message_count)
         if not self.settings.redis_url:
             # kombu's filesystem transport: one file per waiting message.
             return sum(1 for _ in (queue_dir(self.settings.state_dir) / "in").glob(f"*.{VIDEO_QUEUE}.msg"))
@@ -92,7 +99,7 @@ class QueueDepthCollector:
         )
         try:
             family.add_metric([VIDEO_QUEUE], self.depth())
-        except (OSError, ValueError, RedisError) as exc:  # broker down: the scrape answers without it
+        except (OSError, ValueError, RedisError, AMQPError) as exc:  # broker down: the scrape answers without it
             log.warning("queue depth unavailable: %s", exc)
             return
         yield family

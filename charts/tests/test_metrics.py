@@ -97,7 +97,7 @@ def test_worker_metrics_stay_behind_default_deny_unless_a_scraper_is_named(rende
     assert worker_ingress(rendered) == []
 
 
-def test_named_scraper_may_reach_only_the_worker_metrics_port() -> None:
+def test_named_scraper_may_reach_only_each_components_metrics_port() -> None:
     scraper = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}  # fmt: skip
     values = chart.merge(chart.load_values([chart.ci_values_files()[0]]), {"metrics": {"allowFrom": [scraper]}})
@@ -109,6 +109,10 @@ def test_named_scraper_may_reach_only_the_worker_metrics_port() -> None:
     gateway_ingress = rendered.get("NetworkPolicy", "panorama-gateway")["spec"]["ingress"]
     gateway_port = effective(rendered)["gateway"]["metricsPort"]
     assert {"from": [scraper], "ports": [{"protocol": "TCP", "port": gateway_port}]} in gateway_ingress
+    # io and compute serve /metrics on their HTTP port: the scraper reaches that port and no other.
+    for component, http_port in (("io", PORTS["io"]), ("compute", PORTS["compute"])):
+        ingress = rendered.get("NetworkPolicy", f"panorama-{component}")["spec"]["ingress"]
+        assert {"from": [scraper], "ports": [{"protocol": "TCP", "port": http_port}]} in ingress
     # Default deny still selects the worker: this edge is the only way in.
     deny = rendered.get("NetworkPolicy", "panorama-default-deny")["spec"]
     assert deny["podSelector"] == {} or deny["podSelector"]["matchLabels"]

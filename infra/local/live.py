@@ -65,8 +65,11 @@ class Sources:
         api_key: str,
         internal_token: str | None = None,
         storage_dir: Path | None = None,
+        metrics_urls: Mapping[str, str] | None = None,
     ) -> None:
         self.urls = dict(urls)  # gateway, io, compute, video-worker (its /metrics)
+        # Where a service's /metrics is, when not on its URL (the gateway's master serves it apart).
+        self.metrics_urls = {**self.urls, **(metrics_urls or {})}
         self.api_key = api_key
         self.internal_token = internal_token
         self.storage_dir = storage_dir
@@ -83,7 +86,7 @@ class Sources:
         return {TOKEN_HEADER: self.internal_token} if self.internal_token else {}
 
     def service(self, name: str) -> dict[str, Any]:
-        response = self._get(self.urls[name] + "/metrics")
+        response = self._get(self.metrics_urls[name] + "/metrics")
         if response is None or response.status_code != 200:
             return {"up": False}
         m = parse_metrics(response.text)

@@ -149,7 +149,8 @@ def main() -> int:
     manager = Manager()
     # The gateway's /metrics is never on its public port: its gunicorn master serves it here
     # (the worker's own /metrics keeps its default 9100).
-    own_env = {"gateway": {"PANORAMA_METRICS_PORT": os.environ.get("PANORAMA_GATEWAY_METRICS_PORT", "9101")}}
+    gateway_metrics_port = os.environ.get("PANORAMA_GATEWAY_METRICS_PORT", "9101")
+    own_env = {"gateway": {"PANORAMA_METRICS_PORT": gateway_metrics_port}}
     for service, port in HTTP_SERVICES.items():
         manager.add_process(service, gunicorn(service, port), cwd=str(ROOT), env={**env, **own_env.get(service, {})})
     manager.add_process(
@@ -176,6 +177,7 @@ def main() -> int:
             api_key=env["PANORAMA_API_KEYS"].split(",")[0],
             internal_token=env.get("PANORAMA_INTERNAL_TOKEN") or None,
             storage_dir=Path(env["PANORAMA_STORAGE_DIR"]),
+            metrics_urls={"gateway": f"http://127.0.0.1:{gateway_metrics_port}"},
         )
         try:
             server = live.serve(sources, live_port)

@@ -26,10 +26,11 @@ class Suite:
     api_key: str
     internal_token: str
     workdir: Path
+    metrics_urls: dict[str, str] = field(default_factory=dict)  # where each /metrics is (the gateway's apart)
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
 
     def metrics_targets(self) -> dict[str, str]:
-        return {name: url.removeprefix("http://") for name, url in self.urls.items()}
+        return {name: url.removeprefix("http://") for name, url in {**self.urls, **self.metrics_urls}.items()}
 
 
 @contextlib.contextmanager
@@ -39,7 +40,9 @@ def running_suite(
     """``extra_env``: per-service additions, e.g. ``{"compute": {"PANORAMA_MAX_IN_FLIGHT": "2"}}``."""
     ports = {name: free_port() for name in ("gateway", "io", "compute", "video-worker")}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    gateway_metrics_port = free_port()
     suite = Suite(urls, secrets.token_urlsafe(18), secrets.token_urlsafe(24), workdir)
+    suite.metrics_urls = {"gateway": f"http://127.0.0.1:{gateway_metrics_port}"}
     env = {
         "PANORAMA_DATABASE_URL": database_url,
         "PANORAMA_REDIS_URL": redis_url,
@@ -58,7 +61,10 @@ def running_suite(
         "OTEL_EXPORTER_OTLP_ENDPOINT": "",
         "PYTHONUNBUFFERED": "1",
     }
-    extra = extra_env or {}
+    # The gateway's /metrics is never on its public port: its gunicorn master serves it here.
+    extra = {"gateway": {"PANORAMA_METRICS_PORT": str(gateway_metrics_port), "PANORAMA_METRICS_ADDR": "127.0.0.1"}}
+    for name, more in (extra_env or {}).items():
+        extra[name] = {**extra.get(name, {}), **more}
     migrated = subprocess.run(
         [sys.executable, "-m", "panorama.io.migrate"],
         cwd=ROOT,

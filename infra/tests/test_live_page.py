@@ -76,6 +76,7 @@ def test_the_live_page_loads_clean_and_its_numbers_move_under_load(
             suite.urls,
             api_key=suite.api_key,
             internal_token=suite.internal_token,
+            metrics_urls=suite.metrics_urls,
             storage_dir=tmp_path / "suite" / "storage",
         )
         server = live.serve(sources, 0)

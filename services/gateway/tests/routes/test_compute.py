@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from panorama.core.contract import MAX_ROWS
 from panorama.gateway.app import create_app
 from panorama.gateway.routes.compute import downstream_timeout
 from panorama.gateway.settings import GatewaySettings
@@ -94,9 +95,15 @@ def test_ml_inference_wrong_width_is_compute_s_422_naming_the_row(client: TestCl
 
 
 def test_oversize_batch_is_refused_at_the_gateway(client: TestClient) -> None:
-    response = client.post("/ml-inference", json={"inputs": [[0.0] * FEATURES] * 10_000}, headers=AUTH)
+    response = client.post("/ml-inference", json={"inputs": [[0.0] * FEATURES] * (MAX_ROWS + 1)}, headers=AUTH)
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "body.inputs"
+
+
+def test_a_body_over_the_json_size_limit_is_413_before_it_is_parsed(client: TestClient) -> None:
+    # 10,000 rows is about 1.6 MB of JSON: over PANORAMA_MAX_JSON_BYTES (1 MiB), refused unread.
+    response = client.post("/ml-inference", json={"inputs": [[0.0] * FEATURES] * 10_000}, headers=AUTH)
+    assert response.status_code == 413
 
 
 def test_budget_runs_out_as_compute_s_504_not_a_blind_gateway_timeout(compute_url: str) -> None:

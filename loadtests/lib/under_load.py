@@ -173,8 +173,8 @@ def awaits_through_gateway(workdir: Path, database_url: str, redis_url: str, *, 
                             errors += result["errors"]
                 gw, direct = statistics.median(runs["gateway"]), statistics.median(runs["direct"])
                 return {
-                    "warm_gateway_s": gw,
-                    "warm_direct_s": direct,
+                    "warm_gateway_s": round(gw, 3),
+                    "warm_direct_s": round(direct, 3),
                     "warm_ratio": round(gw / direct, 2),
                     "cold_gateway_s": cold_gw["wall_s"],
                     "cold_direct_s": cold_io["wall_s"],

@@ -20,6 +20,7 @@ Writes ``loadtests/results/<timestamp>/``: ``results.json`` (everything), one ``
    and cold (``lib/under_load.py``);
 8. ``GET /users/{id}`` via the gateway at concurrency 256, cache hit and miss, and a TTL expiry
    under that load (queries per key), two workers per service (``lib/under_load.py``);
+9. the access log's cost: on (the default) vs ``PANORAMA_ACCESS_LOG=false`` (``lib/under_load.py``);
 10. worker recycling under load: requests lost (``lib/under_load.py``).
 
 Postgres: a throwaway database on ``PANORAMA_BENCH_PG_DSN`` (default 127.0.0.1:5432); Redis: a
@@ -50,7 +51,7 @@ from lib import machine, plots, report, sections, stack, under_load
 from lib.progress import Progress
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ALL = ("1", "1b", "2", "3", "4", "5", "6", "7", "8", "10")
+ALL = ("1", "1b", "2", "3", "4", "5", "6", "7", "8", "9", "10")
 KEYS = {
     "1": "1_handler_styles",
     "1b": "1b_awaits_through_gateway",
@@ -61,6 +62,7 @@ KEYS = {
     "6": "6_video",
     "7": "7_tracing",
     "8": "8_users_under_load",
+    "9": "9_access_log",
     "10": "10_recycle_under_load",
 }
 SEED_USERS = 2000
@@ -226,7 +228,7 @@ def run_sections(args: argparse.Namespace, out: Path, progress: Progress) -> Run
                         sections.worker_scaling(env["io"], env["io_two"], seconds=loop_s, rounds=rounds)
                     ),
                 )
-    loaded = [s for s in chosen if s in ("1b", "8", "10")]
+    loaded = [s for s in chosen if s in ("1b", "8", "9", "10")]
     if loaded:
         with (
             tempfile.TemporaryDirectory(prefix="panorama-bench-") as tmp,
@@ -247,6 +249,12 @@ def run_sections(args: argparse.Namespace, out: Path, progress: Progress) -> Run
                     KEYS["8"],
                     "8: GET /users/{id} at c=256 via the gateway, hit/miss/expiry",
                     lambda: under_load.users_under_load(Path(tmp), database_url, redis_url, ids, seconds=seconds),
+                )
+            if "9" in loaded:
+                run.section(
+                    KEYS["9"],
+                    "9: access log on vs off",
+                    lambda: under_load.access_log_cost(Path(tmp), database_url, redis_url, ids, rounds=2 if q else 4),
                 )
             if "10" in loaded:
                 run.section(

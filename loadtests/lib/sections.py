@@ -23,7 +23,7 @@ from .stack import HEADERS
 SWEEP = (100, 500, 1000)
 GOAL_ASYNC_1000_S = 2.0
 GOAL_ASYNC_OVER_SYNC = 10.0
-GOAL_GATEWAY_SHARE = 0.5
+GOAL_GATEWAY_SHARE = 0.9  # issue 15: the gateway keeps at least 90 % of direct io (was 50 %)
 GOAL_CACHE_OVER_DB = 1.5
 
 

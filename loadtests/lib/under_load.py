@@ -173,8 +173,8 @@ def awaits_through_gateway(workdir: Path, database_url: str, redis_url: str, *, 
                             errors += result["errors"]
                 gw, direct = statistics.median(runs["gateway"]), statistics.median(runs["direct"])
                 return {
-                    "warm_gateway_s": gw,
-                    "warm_direct_s": direct,
+                    "warm_gateway_s": round(gw, 3),
+                    "warm_direct_s": round(direct, 3),
                     "warm_ratio": round(gw / direct, 2),
                     "cold_gateway_s": cold_gw["wall_s"],
                     "cold_direct_s": cold_io["wall_s"],
@@ -186,3 +186,48 @@ def awaits_through_gateway(workdir: Path, database_url: str, redis_url: str, *, 
             out = asyncio.run(measure())
     met = out["warm_ratio"] <= 1.25 and out["cold_ratio"] <= 1.6 and out["errors"] == 0
     return {"path": path, "rounds": rounds, **out, "settings": dict(ALWAYS), "goal": {"met": met}}
+
+
+def access_log_cost(workdir: Path, database_url: str, redis_url: str, ids: list[int], *, rounds: int) -> dict[str, Any]:
+    """Section 9: the access log's cost: the same suite with ``PANORAMA_ACCESS_LOG`` true (the default)
+    and false, side by side, ``GET /users/{id}`` cache hits via the gateway at concurrency 64,
+    alternating rounds."""
+    from .load import median_of
+
+    off = {"PANORAMA_ACCESS_LOG": "false"}
+    concurrency, seconds = 64, 5.0
+    with (
+        suite(workdir, database_url, redis_url, {}, {}, tag="-logon") as on_url,
+        suite(workdir, database_url, redis_url, off, off, tag="-logoff") as off_url,
+    ):
+
+        async def measure() -> dict[str, Any]:
+            runs: dict[str, list[dict[str, float]]] = {"on": [], "off": []}
+            async with session(limit=concurrency) as client:
+
+                def caller(base: str) -> Any:
+                    async def call() -> int:
+                        async with client.get(f"{base}/users/{ids[0]}", headers=HEADERS) as resp:
+                            await resp.read()
+                            return resp.status
+
+                    return call
+
+                calls = {"on": caller(on_url), "off": caller(off_url)}
+                for call in calls.values():
+                    await closed_loop(call, concurrency, 1.0)
+                for index in range(rounds):
+                    for name in ("on", "off") if index % 2 == 0 else ("off", "on"):
+                        runs[name].append(await closed_loop(calls[name], concurrency, seconds))
+            return {name: median_of(r) for name, r in runs.items()}
+
+        result = asyncio.run(measure())
+    share = result["on"]["rps"] / result["off"]["rps"]
+    return {
+        "path": "GET /users/{id} via the gateway (cache hit), two workers each",
+        "concurrency": concurrency,
+        "seconds": seconds,
+        **result,
+        "on_over_off_rps": round(share, 3),
+        "settings": {"on": dict(ALWAYS), "off": {**ALWAYS, **off}},
+    }

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,10 +28,9 @@ QUICK = 15.0
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+def own_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
     with ThrowawayRedis(tmp_path) as server:
-        assert server.proc is not None
-        yield server.url, server.proc
+        yield server
 
 
 @pytest.fixture

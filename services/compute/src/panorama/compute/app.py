@@ -15,6 +15,7 @@ from panorama.compute.routes import compute, debug, demo, inference
 from panorama.compute.settings import ComputeSettings
 from panorama.core.health import Check
 from panorama.core.service import create_service_app
+from panorama.core.telemetry import instrument_fastapi, telemetry_enabled
 
 WARM_UP_TIMEOUT = 60.0
 
@@ -64,6 +65,12 @@ def create_app(settings: ComputeSettings | None = None) -> FastAPI:
             await process_pool.shutdown()
 
     app = create_service_app(service="compute", settings=settings, lifespan=lifespan, readiness_checks=_checks)
+    if settings.compute_span_file and not telemetry_enabled():
+        # The span-file mode (no OTLP endpoint): server spans from the global provider that the
+        # lifespan installs (the proxy resolves it then), like the pool children's spans.
+        from opentelemetry import trace
+
+        instrument_fastapi(app, tracer_provider=trace.get_tracer_provider())
     app.include_router(compute.router)
     app.include_router(inference.router)
     app.include_router(debug.router)

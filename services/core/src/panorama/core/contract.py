@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StringConstraints, field_validator
 
 # --- ports and headers -------------------------------------------------------------------------
 
@@ -29,6 +29,18 @@ RELAYED_HEADERS = ("content-type", "retry-after", "location", "cache-control", C
 # Postgres `integer` ids: a larger number is a 422, not a driver error later.
 USER_ID_MAX = 2**31 - 1
 PAGE_MAX = 100
+
+
+def _digits_only(value: object) -> object:
+    # Pydantic's lax int parsing strips whitespace: "1\n" would be user 1. An id in a path is the
+    # whole segment or nothing (the same full-match rule as job ids).
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("an id is a whole number written in digits only")
+    return value
+
+
+# The validator every user-id path parameter carries (io's and the gateway's UserId).
+DIGITS_ONLY = BeforeValidator(_digits_only)
 
 # Deliberately loose: "has one @ with something either side"; real validation is a mail sent.
 Email = Annotated[

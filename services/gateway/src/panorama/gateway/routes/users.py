@@ -6,12 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
+from panorama.core import contract
 from panorama.core.contract import PAGE_MAX, USER_ID_MAX, User, UserCreate, UserPage, UserUpdate
 from panorama.gateway.deps import IoDep, SettingsDep
 
 router = APIRouter(tags=["users"])
 
-UserId = Annotated[int, Path(ge=1, le=USER_ID_MAX)]
+UserId = Annotated[int, Path(ge=1, le=USER_ID_MAX), contract.DIGITS_ONLY]
 NOT_FOUND = {404: {"description": "no such user"}}
 
 

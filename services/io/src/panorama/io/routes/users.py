@@ -20,7 +20,7 @@ router = APIRouter(prefix="/users", tags=["users"])
 log = logging.getLogger(__name__)
 
 # Postgres `integer` ids: a larger number is a 422 here, not a driver error later.
-UserId = Annotated[int, Path(ge=1, le=USER_ID_MAX)]
+UserId = Annotated[int, Path(ge=1, le=USER_ID_MAX), contract.DIGITS_ONLY]
 
 
 def cache_key(user_id: int) -> str:

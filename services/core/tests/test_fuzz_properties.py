@@ -9,7 +9,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from panorama.core.cpu import cgroup_v2_limit
-from panorama.core.sizing import DEFAULT_RESERVED_CONNECTIONS, PlanError, plan
+from panorama.core.sizing import (
+    DEFAULT_REDIS_CONNECTIONS,
+    DEFAULT_REDIS_MAX_CLIENTS,
+    DEFAULT_RESERVED_CONNECTIONS,
+    PlanError,
+    plan,
+)
 
 PROPS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -64,12 +70,16 @@ def test_plan_invariants(
     else:
         refused = ""
     cores = max(1, int(cpu + 0.5))
+    processes = replicas * (workers or cores)
+    db_over = processes * (pool + overflow + sync) > max_connections - DEFAULT_RESERVED_CONNECTIONS
+    redis_over = processes * DEFAULT_REDIS_CONNECTIONS > DEFAULT_REDIS_MAX_CLIENTS - DEFAULT_RESERVED_CONNECTIONS
     if refused:
-        # Refused only for a database plan over its budget, saying so.
+        # Refused only for a database plan over its Postgres or Redis budget, naming the one it is over.
         assert database
-        assert replicas * (workers or cores) * (pool + overflow + sync) > max_connections - DEFAULT_RESERVED_CONNECTIONS
-        assert "max_connections" in refused, refused
+        assert db_over or redis_over
+        assert ("max_connections" if db_over else "PANORAMA_REDIS_CONNECTIONS") in refused, refused
         return
+    assert not (database and (db_over or redis_over))
     assert p.workers == (workers or cores) >= 1
     assert p.process_pool_size >= 1
     # Processes never oversubscribe the cores (beyond the one-per-worker floor).

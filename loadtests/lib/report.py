@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -279,9 +280,10 @@ def _closed(rows: list[dict[str, Any]], key: str) -> str:
     )
 
 
-def render(results: dict[str, Any], meta: dict[str, Any], plots: dict[str, str]) -> str:
+def _header(meta: dict[str, Any]) -> list[str]:
+    """Title, mode, the machine and the versions."""
     m, v = meta["machine"], meta["versions"]
-    lines = [
+    return [
         f"# Panorama benchmark report — {meta['started_at']}",
         "",
         f"Mode: {'quick (development)' if meta['quick'] else 'full'}; total wall time "
@@ -296,6 +298,13 @@ def render(results: dict[str, Any], meta: dict[str, Any], plots: dict[str, str])
         "figures understate what the suite does alone.",
         "- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
         "",
+    ]
+
+
+def _goals_table(results: dict[str, Any]) -> list[str]:
+    """Every goal met, missed or measured, then the missed ones in one sentence."""
+    rows = goals(results)
+    lines = [
         "## Goals",
         "",
         _table(
@@ -308,12 +317,12 @@ def render(results: dict[str, Any], meta: dict[str, Any], plots: dict[str, str])
                     g["target"],
                     "—" if g["met"] is None else ("met" if g["met"] else "**MISSED**"),
                 ]
-                for g in goals(results)
+                for g in rows
             ],
         ),
         "",
     ]
-    missed = [g for g in goals(results) if g["met"] is False]
+    missed = [g for g in rows if g["met"] is False]
     if missed:
         lines += [
             "**Missed:** "
@@ -321,166 +330,166 @@ def render(results: dict[str, Any], meta: dict[str, Any], plots: dict[str, str])
             + ". See the closing notes.",
             "",
         ]
-    titles = {
-        "1_handler_styles": "1. Handler styles: async vs `def` vs blocking",
-        "2_gateway_overhead": "2. Gateway overhead",
-        "3_database_paths": "3. Database path: async vs `def` vs cache hit",
-        "4_worker_scaling": "4. Worker scaling",
-        "5_compute": "5. Compute: process pool vs thread pool, loop lag",
-        "6_video": "6. Video: worker vs plain ffmpeg",
-        "1b_awaits_through_gateway": "1b. 1000 concurrent awaits: gateway vs direct io",
-        "7_tracing": "7. Tracing: off / 10 % / always on",
-        "8_users_under_load": "8. GET /users/{id} at c=256: hit, miss, TTL expiry",
-        "9_access_log": "9. Access log: on (default) vs off",
-        "10_recycle_under_load": "10. Worker recycling under load",
-    }
-    for key, title in titles.items():
-        s = results.get(key)
-        lines += [f"## {title}", ""]
-        if s is None:
-            lines += [f"Not run: {meta['skipped'].get(key, 'not selected')}.", ""]
-            continue
-        timing = meta["sections"][key]
-        lines += [f"_{timing['seconds']:.0f} s, load average {timing['load_before']} → {timing['load_after']}._", ""]
-        if key == "1b_awaits_through_gateway":
-            lines.append(
-                f"`GET {s['path']}` x 1000 at once, two workers each, medians of {s['rounds']} alternating "
-                f"rounds (warm); cold = the first burst after start. Settings changed: {s['settings']}.\n"
-            )
-            lines.append(
-                _table(
-                    ["", "gateway s", "direct io s", "ratio"],
-                    [[t, s[t + "_gateway_s"], s[t + "_direct_s"], s[t + "_ratio"]] for t in ("warm", "cold")],
-                )
-            )
-        elif key == "7_tracing":
-            lines.append(
-                f"Medians of {s['rounds']} alternating rounds of {s['round_seconds']} s at concurrency "
-                f"{s['concurrency']}, one worker each; the receiver decoded {s['spans_decoded']} spans "
-                f"({', '.join(s['span_names'])}).\n"
-            )
-            lines.append(
-                _table(
-                    ["route", "sampler", "untraced req/s", "traced req/s", "ratio", "target", "settings changed"],
-                    [
-                        [
-                            r["route"],
-                            r["sampler"],
-                            r["rps_off"],
-                            r["rps_traced"],
-                            r["ratio"],
-                            r["target"],
-                            r["settings"],
-                        ]
-                        for r in s["rows"]
-                    ],
-                )
-            )
-        elif key == "9_access_log":
-            rows = [{"access log": n, "concurrency": s["concurrency"], **s[n]} for n in ("on", "off")]
-            lines.append(
-                f"{s['path']}, medians of alternating rounds of {s['seconds']} s; settings: {s['settings']}.\n"
-            )
-            lines.append(_closed(rows, "access log"))
-            lines.append(f"\nWith the access log on: **{s['on_over_off_rps']:.0%}** of the throughput without it.")
-        elif key in ("8_users_under_load", "10_recycle_under_load"):
-            lines.append(_section_under_load(key, s))
-        elif key == "1_handler_styles":
-            lines.append(_section1(s))
-        elif key == "2_gateway_overhead":
-            rows = [{"via": n, "concurrency": s["concurrency"], **s[n]} for n in ("gateway", "io_direct")]
-            lines.append(f"{s['path']}, medians of {s['gateway']['rounds']} alternating rounds of {s['seconds']} s.\n")
-            lines.append(_closed(rows, "via"))
-            lines.append(
-                f"\nGateway keeps **{s['gateway_share_of_direct_rps']:.0%}** of direct throughput; "
-                f"p50 overhead {s['p50_overhead_ms']} ms. X-Cache seen: {s['x_cache']}."
-            )
-            c = results.get("2_client_comparison")
-            if c:
-                lines.append("\nClient library as the caller of io (the gateway's upstream choice), same load:\n")
-                lines.append(_closed(c["rows"], "client"))
-        elif key == "3_database_paths":
-            lines.append(
-                f"One io worker each; medians of {s['rounds']} alternating rounds of {s['seconds']} s. "
-                "`async_db`: `GET /users/{id}` with ids cycling past a one-entry in-process cache "
-                "(every read goes to Postgres); `sync_db`: `GET /sync/users/{id}` (`def`, psycopg, "
-                "thread pool); `cache_hit`: `GET /users/{id}` on 100 ids held in Redis.\n"
-            )
-            lines.append(_closed(s["rows"], "path"))
-            lines.append(
-                "\n"
-                + _table(
-                    ["c", "cache/async DB", "cache/def DB", "async/def DB"],
-                    [
-                        [c, r["cache_over_async_db"], r["cache_over_sync_db"], r["async_over_sync_db"]]
-                        for c, r in s["ratios"].items()
-                    ],
-                )
-            )
-            lines.append(f"\nX-Cache answers counted: {s['x_cache']}.")
-        elif key == "4_worker_scaling":
-            rows = [{"workers": n, "concurrency": s["concurrency"], **s[n]} for n in ("1_worker", "2_workers")]
-            lines.append(f"{s['path']}. The load generator (one Python process) shares the 2 cores.\n")
-            lines.append(_closed(rows, "workers"))
-            lines.append(f"\n2 workers / 1 worker: **{s['two_over_one_rps']}x**.")
-        elif key == "5_compute":
-            lines.append(
-                _table(
-                    [
-                        "where",
-                        "tasks/s",
-                        "p50 (s)",
-                        "p99 (s)",
-                        "loop lag p99 (ms)",
-                        "loop lag max (ms)",
-                        "503s",
-                        "errors",
-                    ],
-                    [
-                        [
-                            n,
-                            round(s[n]["throughput_rps"], 2),
-                            round(s[n]["latency_p50_s"], 3),
-                            round(s[n]["latency_p99_s"], 3),
-                            round(s[n]["loop_lag_p99_s"] * 1000, 2),
-                            round(s[n]["loop_lag_max_s"] * 1000, 2),
-                            s[n]["rejected_503"],
-                            s[n]["errors"],
-                        ]
-                        for n in ("process", "thread", "inline")
-                    ],
-                )
-            )
-            lines.append(
-                f"\nn={s['n']} (~{s['task_seconds_target']} s of CPU), pool {s['pool_size']} "
-                f"({s['start_method']}), threads {s['thread_pool_size']}, {s['clients']} clients, "
-                f"{s['rounds']} rounds x {s['phase_seconds']} s; per-round ratios "
-                f"{[round(x, 2) for x in s['ratios']['process_over_thread_per_round']]}; host load "
-                f"{s['host_load_1m']}."
-            )
-        elif key == "6_video":
-            lines.append(
-                _table(
-                    ["figure", "value"],
-                    [
-                        ["clip", s["clip"]],
-                        ["transport", s["transport"]],
-                        ["rounds", s["rounds"]],
-                        ["direct ffmpeg, median", f"{s['direct_median_s']} s"],
-                        ["through the worker (publish → result), median", f"{s['worker_end_to_end_median_s']} s"],
-                        ["ffmpeg inside the worker, median", f"{s['worker_ffmpeg_median_s']} s"],
-                        [
-                            "queue + checks per job, median",
-                            f"{s['queue_and_checks_median_s']} s ({s['overhead_fixed_share']:.1%} of direct)",
-                        ],
-                        ["overhead end to end", f"{s['overhead_end_to_end']:+.1%}"],
-                        [f"jobs per minute (concurrency {s['concurrency']})", s["jobs_per_minute"]],
-                    ],
-                )
-            )
-        if key in plots:
-            lines += ["", f"![{title}]({plots[key]})"]
-        lines.append("")
+    return lines
+
+
+def _section1b(s: dict[str, Any]) -> list[str]:
+    return [
+        f"`GET {s['path']}` x 1000 at once, two workers each, medians of {s['rounds']} alternating "
+        f"rounds (warm); cold = the first burst after start. Settings changed: {s['settings']}.\n",
+        _table(
+            ["", "gateway s", "direct io s", "ratio"],
+            [[t, s[t + "_gateway_s"], s[t + "_direct_s"], s[t + "_ratio"]] for t in ("warm", "cold")],
+        ),
+    ]
+
+
+def _section2(s: dict[str, Any], clients: dict[str, Any] | None) -> list[str]:
+    rows = [{"via": n, "concurrency": s["concurrency"], **s[n]} for n in ("gateway", "io_direct")]
+    lines = [
+        f"{s['path']}, medians of {s['gateway']['rounds']} alternating rounds of {s['seconds']} s.\n",
+        _closed(rows, "via"),
+        f"\nGateway keeps **{s['gateway_share_of_direct_rps']:.0%}** of direct throughput; "
+        f"p50 overhead {s['p50_overhead_ms']} ms. X-Cache seen: {s['x_cache']}.",
+    ]
+    if clients:
+        lines.append("\nClient library as the caller of io (the gateway's upstream choice), same load:\n")
+        lines.append(_closed(clients["rows"], "client"))
+    return lines
+
+
+def _section3(s: dict[str, Any]) -> list[str]:
+    return [
+        f"One io worker each; medians of {s['rounds']} alternating rounds of {s['seconds']} s. "
+        "`async_db`: `GET /users/{id}` with ids cycling past a one-entry in-process cache "
+        "(every read goes to Postgres); `sync_db`: `GET /sync/users/{id}` (`def`, psycopg, "
+        "thread pool); `cache_hit`: `GET /users/{id}` on 100 ids held in Redis.\n",
+        _closed(s["rows"], "path"),
+        "\n"
+        + _table(
+            ["c", "cache/async DB", "cache/def DB", "async/def DB"],
+            [
+                [c, r["cache_over_async_db"], r["cache_over_sync_db"], r["async_over_sync_db"]]
+                for c, r in s["ratios"].items()
+            ],
+        ),
+        f"\nX-Cache answers counted: {s['x_cache']}.",
+    ]
+
+
+def _section4(s: dict[str, Any]) -> list[str]:
+    rows = [{"workers": n, "concurrency": s["concurrency"], **s[n]} for n in ("1_worker", "2_workers")]
+    return [
+        f"{s['path']}. The load generator (one Python process) shares the 2 cores.\n",
+        _closed(rows, "workers"),
+        f"\n2 workers / 1 worker: **{s['two_over_one_rps']}x**.",
+    ]
+
+
+def _section5(s: dict[str, Any]) -> list[str]:
+    header = ["where", "tasks/s", "p50 (s)", "p99 (s)", "loop lag p99 (ms)", "loop lag max (ms)", "503s", "errors"]
+    rows = [
+        [
+            n,
+            round(s[n]["throughput_rps"], 2),
+            round(s[n]["latency_p50_s"], 3),
+            round(s[n]["latency_p99_s"], 3),
+            round(s[n]["loop_lag_p99_s"] * 1000, 2),
+            round(s[n]["loop_lag_max_s"] * 1000, 2),
+            s[n]["rejected_503"],
+            s[n]["errors"],
+        ]
+        for n in ("process", "thread", "inline")
+    ]
+    return [
+        _table(header, rows),
+        f"\nn={s['n']} (~{s['task_seconds_target']} s of CPU), pool {s['pool_size']} "
+        f"({s['start_method']}), threads {s['thread_pool_size']}, {s['clients']} clients, "
+        f"{s['rounds']} rounds x {s['phase_seconds']} s; per-round ratios "
+        f"{[round(x, 2) for x in s['ratios']['process_over_thread_per_round']]}; host load "
+        f"{s['host_load_1m']}.",
+    ]
+
+
+def _section6(s: dict[str, Any]) -> list[str]:
+    rows = [
+        ["clip", s["clip"]],
+        ["transport", s["transport"]],
+        ["rounds", s["rounds"]],
+        ["direct ffmpeg, median", f"{s['direct_median_s']} s"],
+        ["through the worker (publish → result), median", f"{s['worker_end_to_end_median_s']} s"],
+        ["ffmpeg inside the worker, median", f"{s['worker_ffmpeg_median_s']} s"],
+        [
+            "queue + checks per job, median",
+            f"{s['queue_and_checks_median_s']} s ({s['overhead_fixed_share']:.1%} of direct)",
+        ],
+        ["overhead end to end", f"{s['overhead_end_to_end']:+.1%}"],
+        [f"jobs per minute (concurrency {s['concurrency']})", s["jobs_per_minute"]],
+    ]
+    return [_table(["figure", "value"], rows)]
+
+
+def _section7(s: dict[str, Any]) -> list[str]:
+    header = ["route", "sampler", "untraced req/s", "traced req/s", "ratio", "target", "settings changed"]
+    keys = ("route", "sampler", "rps_off", "rps_traced", "ratio", "target", "settings")
+    return [
+        f"Medians of {s['rounds']} alternating rounds of {s['round_seconds']} s at concurrency "
+        f"{s['concurrency']}, one worker each; the receiver decoded {s['spans_decoded']} spans "
+        f"({', '.join(s['span_names'])}).\n",
+        _table(header, [[r[k] for k in keys] for r in s["rows"]]),
+    ]
+
+
+def _section9(s: dict[str, Any]) -> list[str]:
+    rows = [{"access log": n, "concurrency": s["concurrency"], **s[n]} for n in ("on", "off")]
+    return [
+        f"{s['path']}, medians of alternating rounds of {s['seconds']} s; settings: {s['settings']}.\n",
+        _closed(rows, "access log"),
+        f"\nWith the access log on: **{s['on_over_off_rps']:.0%}** of the throughput without it.",
+    ]
+
+
+# Each section's title and body, in the report's order; a body takes the section's result and all results.
+SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any], dict[str, Any]], list[str]]]] = {
+    "1_handler_styles": ("1. Handler styles: async vs `def` vs blocking", lambda s, _: [_section1(s)]),
+    "2_gateway_overhead": ("2. Gateway overhead", lambda s, r: _section2(s, r.get("2_client_comparison"))),
+    "3_database_paths": ("3. Database path: async vs `def` vs cache hit", lambda s, _: _section3(s)),
+    "4_worker_scaling": ("4. Worker scaling", lambda s, _: _section4(s)),
+    "5_compute": ("5. Compute: process pool vs thread pool, loop lag", lambda s, _: _section5(s)),
+    "6_video": ("6. Video: worker vs plain ffmpeg", lambda s, _: _section6(s)),
+    "1b_awaits_through_gateway": ("1b. 1000 concurrent awaits: gateway vs direct io", lambda s, _: _section1b(s)),
+    "7_tracing": ("7. Tracing: off / 10 % / always on", lambda s, _: _section7(s)),
+    "8_users_under_load": (
+        "8. GET /users/{id} at c=256: hit, miss, TTL expiry",
+        lambda s, _: [_section_under_load("8_users_under_load", s)],
+    ),
+    "9_access_log": ("9. Access log: on (default) vs off", lambda s, _: _section9(s)),
+    "10_recycle_under_load": (
+        "10. Worker recycling under load",
+        lambda s, _: [_section_under_load("10_recycle_under_load", s)],
+    ),
+}
+
+
+def _section(key: str, results: dict[str, Any], meta: dict[str, Any], plots: dict[str, str]) -> list[str]:
+    """One section: its title, why it was not run or its timing, body and plot."""
+    title, body = SECTIONS[key]
+    s = results.get(key)
+    lines = [f"## {title}", ""]
+    if s is None:
+        return [*lines, f"Not run: {meta['skipped'].get(key, 'not selected')}.", ""]
+    timing = meta["sections"][key]
+    lines += [f"_{timing['seconds']:.0f} s, load average {timing['load_before']} → {timing['load_after']}._", ""]
+    lines += body(s, results)
+    if key in plots:
+        lines += ["", f"![{title}]({plots[key]})"]
+    return [*lines, ""]
+
+
+def render(results: dict[str, Any], meta: dict[str, Any], plots: dict[str, str]) -> str:
+    lines = _header(meta) + _goals_table(results)
+    for key in SECTIONS:
+        lines += _section(key, results, meta, plots)
     lines += ["## Closing notes", ""]
     lines += meta.get("notes") or ["Every goal with a target was met in this run."]
     return "\n".join(lines) + "\n"

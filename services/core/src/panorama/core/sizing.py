@@ -113,6 +113,140 @@ def fds_for_upstreams(upstream_connections: int) -> int:
     return (DOWNSTREAMS + 1) * upstream_connections + FD_RESERVE
 
 
+def _check_inputs(
+    cpu_limit: float, replicas: int, pool_size: int, max_overflow: int, sync_pool_size: int, reserved_connections: int
+) -> None:
+    """Refuse a CPU limit, a replica count or a pool setting that no plan can be built from."""
+    if not math.isfinite(cpu_limit) or cpu_limit <= 0:
+        raise PlanError(f"cpu_limit must be a positive number of CPUs, got {cpu_limit!r}")
+    if replicas < 1:
+        raise PlanError(f"replicas must be at least 1, got {replicas}")
+    for name, value in (
+        ("pool_size", pool_size),
+        ("max_overflow", max_overflow),
+        ("sync_pool_size", sync_pool_size),
+        ("reserved_connections", reserved_connections),
+    ):
+        if value < 0:
+            raise PlanError(f"{name} must not be negative, got {value}")
+    if pool_size < 1:
+        raise PlanError("pool_size must be at least 1")
+
+
+def _cores(cpu_limit: float) -> tuple[int, str]:
+    """The CPU limit rounded half up, at least 1: what every per-core rule counts."""
+    cores = max(1, round_half_up(cpu_limit))
+    return cores, f"CPU limit {cpu_limit:g} -> {cores} core(s) (rounded half up, at least 1)"
+
+
+def _workers(cores: int, workers: int | None) -> tuple[int, str]:
+    """HTTP workers: one event loop per core, unless set explicitly (``WEB_CONCURRENCY``)."""
+    if workers is None:
+        return cores, f"workers = {cores}: one event loop per core"
+    if workers < 1:
+        raise PlanError(f"workers must be at least 1, got {workers}")
+    return workers, f"workers = {workers}: set explicitly (WEB_CONCURRENCY)"
+
+
+def _process_pool(cores: int, workers: int) -> tuple[int, str]:
+    """Process-pool children per worker: the cores left per worker, at least 1."""
+    size = max(1, cores // workers)
+    return size, f"process pool = {size} per worker: {cores} core(s) // {workers} worker(s)"
+
+
+def _celery_concurrency(cores: int) -> tuple[int, str]:
+    """Celery concurrency (video worker): one ffmpeg at a time per core."""
+    return cores, f"celery concurrency = {cores}: one ffmpeg at a time per core"
+
+
+def _thread_tokens(sync_pool_size: int, database: bool) -> tuple[int, str]:
+    """Thread-limiter tokens: the sync pool's size, so a ``def`` route never waits for a connection."""
+    tokens = max(1, sync_pool_size)
+    if database:
+        return tokens, f"thread tokens = {tokens}: equal to the sync pool, so no thread waits for a connection"
+    return tokens, f"thread tokens = {tokens} (PANORAMA_SYNC_POOL_SIZE); no database, so no connections"
+
+
+def _db_connections(
+    *,
+    replicas: int,
+    workers: int,
+    pool_size: int,
+    max_overflow: int,
+    sync_pool_size: int,
+    max_connections: int,
+    reserved_connections: int,
+) -> tuple[int, int, str]:
+    """DB connections per worker and in all, with the line comparing them to the budget."""
+    per_worker = pool_size + max_overflow + sync_pool_size
+    total = replicas * workers * per_worker
+    budget = max_connections - reserved_connections
+    return (
+        per_worker,
+        total,
+        (
+            f"connections = {replicas} replica(s) x {workers} worker(s) x "
+            f"({pool_size} pool + {max_overflow} overflow + {sync_pool_size} sync) = {total} "
+            f"of a budget of {budget} ({max_connections} max_connections - {reserved_connections} reserved)"
+        ),
+    )
+
+
+def _refuse_over_budget(total: int, max_connections: int, reserved_connections: int) -> None:
+    """Refuse a plan that needs more DB connections than the server allows, saying by how much."""
+    budget = max_connections - reserved_connections
+    if total > budget:
+        raise PlanError(
+            f"the plan needs {total} database connections but the budget is {budget} "
+            f"(max_connections {max_connections} - reserved {reserved_connections}): over by "
+            f"{total - budget}. Lower replicas, workers, pool_size, max_overflow or sync_pool_size, "
+            f"or raise max_connections."
+        )
+
+
+def _pool_wait(pool_timeout: float) -> str:
+    """How long a request waits for a DB or Redis connection before its 503."""
+    if not math.isfinite(pool_timeout) or pool_timeout <= 0:
+        raise PlanError(f"pool_timeout must be a positive number of seconds, got {pool_timeout!r}")
+    return (
+        f"pool wait = {pool_timeout:g}s for a DB or Redis connection: a burst of reads queues within "
+        "the request budget instead of failing; 503 when the wait runs out"
+    )
+
+
+def _redis_connections(
+    *, replicas: int, workers: int, redis_connections: int, redis_max_clients: int, reserved_connections: int
+) -> str:
+    """Redis connections per worker and in all; refused beyond ``maxclients`` less the reserve."""
+    redis_total = replicas * workers * redis_connections
+    redis_budget = redis_max_clients - reserved_connections
+    if redis_connections < 1 or redis_total > redis_budget:
+        raise PlanError(
+            f"the plan needs {redis_total} Redis connections ({replicas} replica(s) x {workers} worker(s) x "
+            f"{redis_connections}) but Redis allows {redis_budget}: lower PANORAMA_REDIS_CONNECTIONS "
+            "(at least 1), workers or replicas"
+        )
+    return (
+        f"redis connections = {redis_connections} per worker, {redis_total} in all "
+        f"of Redis' {redis_max_clients} maxclients"
+    )
+
+
+def _upstream_sockets(upstream_connections: int | None, limit: int) -> tuple[int, list[str]]:
+    """Open files one gateway worker needs for its upstream sockets (0 and no line for other services)."""
+    if upstream_connections is None:
+        return 0, []
+    check_upstream_connections(upstream_connections, limit)
+    fds = fds_for_upstreams(upstream_connections)
+    megabytes = max(1, DOWNSTREAMS * upstream_connections * 5 // 1024)
+    return fds, [
+        f"upstream sockets = {upstream_connections} per downstream per worker: 1000 concurrent awaits "
+        f"go in one wave; {fds} open files per worker of the hard limit {limit or 'unlimited'} "
+        f"(gunicorn raises the soft limit to it), about {megabytes} MB "
+        "of idle sockets; the downstreams' event loops take them all, the route budgets bound how long"
+    ]
+
+
 def plan(
     cpu_limit: float,
     *,
@@ -138,104 +272,57 @@ def plan(
     hard open-file limit (default: this process's); ``upstream_connections`` only for a service that
     pools sockets to downstreams (the gateway: ``DEFAULT_UPSTREAM_CONNECTIONS``). Raises :class:`PlanError`.
     """
-    if not math.isfinite(cpu_limit) or cpu_limit <= 0:
-        raise PlanError(f"cpu_limit must be a positive number of CPUs, got {cpu_limit!r}")
-    if replicas < 1:
-        raise PlanError(f"replicas must be at least 1, got {replicas}")
-    for name, value in (
-        ("pool_size", pool_size),
-        ("max_overflow", max_overflow),
-        ("sync_pool_size", sync_pool_size),
-        ("reserved_connections", reserved_connections),
-    ):
-        if value < 0:
-            raise PlanError(f"{name} must not be negative, got {value}")
-    if pool_size < 1:
-        raise PlanError("pool_size must be at least 1")
-
-    cores = max(1, round_half_up(cpu_limit))
-    why = [f"CPU limit {cpu_limit:g} -> {cores} core(s) (rounded half up, at least 1)"]
-    if workers is None:
-        workers = cores
-        why.append(f"workers = {workers}: one event loop per core")
-    else:
-        if workers < 1:
-            raise PlanError(f"workers must be at least 1, got {workers}")
-        why.append(f"workers = {workers}: set explicitly (WEB_CONCURRENCY)")
-    process_pool_size = max(1, cores // workers)
-    why.append(f"process pool = {process_pool_size} per worker: {cores} core(s) // {workers} worker(s)")
-    why.append(f"celery concurrency = {cores}: one ffmpeg at a time per core")
-    thread_tokens = max(1, sync_pool_size)
-    budget = max_connections - reserved_connections
+    _check_inputs(cpu_limit, replicas, pool_size, max_overflow, sync_pool_size, reserved_connections)
+    cores, cores_line = _cores(cpu_limit)
+    workers, workers_line = _workers(cores, workers)
+    process_pool_size, process_pool_line = _process_pool(cores, workers)
+    celery_concurrency, celery_line = _celery_concurrency(cores)
+    thread_tokens, thread_tokens_line = _thread_tokens(sync_pool_size, database)
+    why = [cores_line, workers_line, process_pool_line, celery_line, thread_tokens_line]
+    if not database:  # no connections of any kind, so no budget to fit
+        pool_size = max_overflow = sync_pool_size = redis_connections = 0
+    per_worker, total, db_line = _db_connections(
+        replicas=replicas,
+        workers=workers,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        sync_pool_size=sync_pool_size,
+        max_connections=max_connections,
+        reserved_connections=reserved_connections,
+    )
     if database:
-        why.append(f"thread tokens = {thread_tokens}: equal to the sync pool, so no thread waits for a connection")
-    else:
-        why.append(f"thread tokens = {thread_tokens} (PANORAMA_SYNC_POOL_SIZE); no database, so no connections")
-        pool_size = max_overflow = sync_pool_size = 0
-
-    per_worker = pool_size + max_overflow + sync_pool_size
-    total = replicas * workers * per_worker
+        why.append(db_line)
+        _refuse_over_budget(total, max_connections, reserved_connections)
+    pool_wait_line = _pool_wait(pool_timeout)
     if database:
-        why.append(
-            f"connections = {replicas} replica(s) x {workers} worker(s) x "
-            f"({pool_size} pool + {max_overflow} overflow + {sync_pool_size} sync) = {total} "
-            f"of a budget of {budget} ({max_connections} max_connections - {reserved_connections} reserved)"
+        redis_line = _redis_connections(
+            replicas=replicas,
+            workers=workers,
+            redis_connections=redis_connections,
+            redis_max_clients=redis_max_clients,
+            reserved_connections=reserved_connections,
         )
-    if database and total > budget:
-        raise PlanError(
-            f"the plan needs {total} database connections but the budget is {budget} "
-            f"(max_connections {max_connections} - reserved {reserved_connections}): over by "
-            f"{total - budget}. Lower replicas, workers, pool_size, max_overflow or sync_pool_size, "
-            f"or raise max_connections."
-        )
-    if not math.isfinite(pool_timeout) or pool_timeout <= 0:
-        raise PlanError(f"pool_timeout must be a positive number of seconds, got {pool_timeout!r}")
-    if database:
-        why.append(
-            f"pool wait = {pool_timeout:g}s for a DB or Redis connection: a burst of reads queues within "
-            "the request budget instead of failing; 503 when the wait runs out"
-        )
-        redis_total = replicas * workers * redis_connections
-        redis_budget = redis_max_clients - reserved_connections
-        why.append(
-            f"redis connections = {redis_connections} per worker, {redis_total} in all "
-            f"of Redis' {redis_max_clients} maxclients"
-        )
-        if redis_connections < 1 or redis_total > redis_budget:
-            raise PlanError(
-                f"the plan needs {redis_total} Redis connections ({replicas} replica(s) x {workers} worker(s) x "
-                f"{redis_connections}) but Redis allows {redis_budget}: lower PANORAMA_REDIS_CONNECTIONS "
-                "(at least 1), workers or replicas"
-            )
+        why += [pool_wait_line, redis_line]
     limit = nofile_hard_limit() if nofile_limit is None else nofile_limit
-    fds = 0
-    if upstream_connections is not None:
-        fds = fds_for_upstreams(upstream_connections)
-        check_upstream_connections(upstream_connections, limit)
-        megabytes = max(1, DOWNSTREAMS * upstream_connections * 5 // 1024)
-        why.append(
-            f"upstream sockets = {upstream_connections} per downstream per worker: 1000 concurrent awaits "
-            f"go in one wave; {fds} open files per worker of the hard limit {limit or 'unlimited'} "
-            f"(gunicorn raises the soft limit to it), about {megabytes} MB "
-            "of idle sockets; the downstreams' event loops take them all, the route budgets bound how long"
-        )
+    fds_needed, upstream_lines = _upstream_sockets(upstream_connections, limit)
+    why += upstream_lines
     return Plan(
         cpu_limit=cpu_limit,
         replicas=replicas,
         workers=workers,
         process_pool_size=process_pool_size,
-        celery_concurrency=cores,
+        celery_concurrency=celery_concurrency,
         thread_tokens=thread_tokens,
         db_pool_size=pool_size,
         db_max_overflow=max_overflow,
         sync_pool_size=sync_pool_size,
         connections_per_worker=per_worker,
         connections_total=total,
-        connection_budget=budget,
+        connection_budget=max_connections - reserved_connections,
         pool_timeout=pool_timeout,
-        redis_connections=redis_connections if database else 0,
+        redis_connections=redis_connections,
         upstream_connections=upstream_connections or 0,
-        fds_needed=fds,
+        fds_needed=fds_needed,
         nofile_limit=limit,
         explanation=tuple(why),
     )

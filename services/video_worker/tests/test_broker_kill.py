@@ -52,12 +52,14 @@ def rabbitmq_vhost() -> Iterator[str]:
         yield url
 
 
+# Ten seconds at `veryslow`: the doomed worker's ffmpeg must still be running once the standby is up,
+# which under load takes seconds (a 4 s clip was sometimes done before the test could look).
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("clip") / "clip.mp4"
     subprocess.run(
         ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=640x480:rate=30",
-         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "4",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "10",
          "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-pix_fmt", "yuv420p", str(path)],
         check=True,
     )  # fmt: skip

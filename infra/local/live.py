@@ -76,6 +76,11 @@ class Sources:
         self.client = httpx.Client(timeout=2.0)
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="live")
 
+    def close(self) -> None:
+        """Close the HTTP client's connections and stop the reader threads."""
+        self.pool.shutdown(wait=True)
+        self.client.close()
+
     def _get(self, url: str, headers: Mapping[str, str] | None = None) -> httpx.Response | None:
         try:
             return self.client.get(url, headers=dict(headers or {}))

@@ -86,6 +86,7 @@ def test_the_live_page_loads_clean_and_its_numbers_move_under_load(
         assert httpx.post(page + "api/snapshot").status_code == 501  # read-only: no method but GET
         driver = browser()
         stop = threading.Event()
+        threads: list[threading.Thread] = []
         try:
             driver.get(page)
             wait_for(lambda: text(driver, "compute-requests") != "", 30, "the compute card rendered")
@@ -117,7 +118,7 @@ def test_the_live_page_loads_clean_and_its_numbers_move_under_load(
                         with contextlib.suppress(httpx.HTTPError):
                             c.post("/compute", json={"n": 8_000_000})
 
-            threads = [threading.Thread(target=hammer, daemon=True) for _ in range(6)]
+            threads += [threading.Thread(target=hammer, daemon=True) for _ in range(6)]
             for thread in threads:
                 thread.start()
             gateway = httpx.Client(base_url=suite.urls["gateway"], headers={"X-API-Key": suite.api_key})
@@ -147,6 +148,9 @@ def test_the_live_page_loads_clean_and_its_numbers_move_under_load(
             assert errors == [], errors
         finally:
             stop.set()
+            for thread in threads:
+                thread.join(70)  # each ends its request (timeout 60 s) and closes its client
             driver.quit()
             server.shutdown()
             server.server_close()
+            sources.close()

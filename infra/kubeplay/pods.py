@@ -32,6 +32,7 @@ import redis
 from infra import acceptance
 from infra.deploy import chart
 from infra.kubeplay import engine, transform
+from panorama.testing import make_clip, throwaway_database
 
 Object = dict[str, Any]
 # Different limits per component; compute and the worker size themselves from their cgroup.
@@ -189,7 +190,8 @@ def security_check(container: str) -> dict[str, Any]:
 
 
 def sample_video(directory: Path) -> Path:
-    return acceptance.sample_video(directory)
+    # The container acceptance's sample: a 2 s H.264 clip made by the resolved ffmpeg.
+    return make_clip(directory / "sample.mp4", 2.0, rate=15, faststart=False)
 
 
 def run(tag: str = "ci", redis_db: int = 15, timeout: float = 240.0, echo: Callable[[str], None] = print) -> dict:
@@ -199,7 +201,7 @@ def run(tag: str = "ci", redis_db: int = 15, timeout: float = 240.0, echo: Calla
     release = f"panorama-kp{uuid.uuid4().hex[:4]}"
     api_key, token = secrets.token_hex(16), secrets.token_hex(16)
     with ExitStack() as stack:
-        database = stack.enter_context(acceptance.throwaway_database())
+        database = stack.enter_context(throwaway_database(acceptance.PG_ADMIN, prefix="panorama_kubeplay"))
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kubeplay-")))
         values = kubeplay_values(database, redis_db, tag, api_key, token)
         rendered = chart.render(values, release=release)

@@ -1,5 +1,6 @@
 """The process model: gunicorn's worker count follows cgroup limits and WEB_CONCURRENCY."""
 
+import contextlib
 import os
 import re
 import subprocess
@@ -151,7 +152,10 @@ def test_running_workers_get_staggered_limits(tmp_path: Path) -> None:
     env = {"PANORAMA_LOG_JSON": "false", "PANORAMA_MAX_REQUESTS": "20"}
     with running(cmd, env, log, url=f"http://127.0.0.1:{port}"):
         for _ in range(120):  # a new connection each: the kernel spreads them over both workers
-            httpx.get(f"http://127.0.0.1:{port}/debug/plan", timeout=10)
+            # A worker exiting at its limit can reset a connection it had just accepted (bench
+            # section 10 measures that loss); this test is about where the limits fall, not that.
+            with contextlib.suppress(httpx.TransportError):
+                httpx.get(f"http://127.0.0.1:{port}/debug/plan", timeout=10)
         time.sleep(1)
     limits = sorted({int(n) for n in re.findall(r"Maximum request limit of (\d+) exceeded", log.read_text())})
     assert limits, "no worker recycled"

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
 
 VIDEO_QUEUE = "video"
 PROCESS_VIDEO_TASK = "panorama.video_worker.process_video"
@@ -34,6 +36,18 @@ AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
 
 def is_amqp(url: str | None) -> bool:
     return bool(url) and str(url).startswith(AMQP_SCHEMES)
+
+
+def _amqp_or_unset(value: object) -> object:
+    if value in (None, ""):
+        return None
+    if not is_amqp(str(value)):
+        raise ValueError("PANORAMA_BROKER_URL must be an amqp:// (or amqps://) URL; leave it unset for Redis")
+    return value
+
+
+# PANORAMA_BROKER_URL as the gateway (which publishes) and the worker (which consumes) read it.
+BrokerUrl = Annotated[str | None, BeforeValidator(_amqp_or_unset)]
 
 
 def queue_dir(state_dir: Path) -> Path:

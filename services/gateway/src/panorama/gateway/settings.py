@@ -8,7 +8,7 @@ from typing import Any
 from limits import parse
 from pydantic import AnyHttpUrl, Field, field_validator
 
-from panorama.core.queue import is_amqp
+from panorama.core.queue import BrokerUrl
 from panorama.core.settings import PanoramaSettings, require_secret
 from panorama.core.sizing import DEFAULT_UPSTREAM_CONNECTIONS
 
@@ -27,7 +27,7 @@ class GatewaySettings(PanoramaSettings):
     storage_dir: Path = Field(
         default=Path(".panorama/storage"), description="shared directory for uploaded and transcoded videos"
     )
-    broker_url: str | None = Field(
+    broker_url: BrokerUrl = Field(
         default=None,
         description="Celery broker, amqp://user:pass@host:5672/vhost (RabbitMQ); unset: Redis or the embedded queue",
     )
@@ -83,15 +83,6 @@ class GatewaySettings(PanoramaSettings):
             if len(key) < 16:
                 raise ValueError("each API key must be at least 16 characters")
         return ",".join(keys)
-
-    @field_validator("broker_url", mode="before")
-    @classmethod
-    def _broker_is_amqp(cls, value: object) -> object:
-        if value in (None, ""):
-            return None
-        if not is_amqp(str(value)):
-            raise ValueError("PANORAMA_BROKER_URL must be an amqp:// (or amqps://) URL; leave it unset for Redis")
-        return value
 
     @field_validator("rate_limit")
     @classmethod

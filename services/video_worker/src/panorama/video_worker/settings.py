@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from panorama.core.queue import is_amqp
+from panorama.core.queue import BrokerUrl
 from panorama.core.settings import PanoramaSettings
 
 Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]
@@ -15,7 +15,7 @@ Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium
 
 class WorkerSettings(PanoramaSettings):
     redis_url: str | None = Field(default=None, description="broker and results; unset: embedded filesystem queue")
-    broker_url: str | None = Field(
+    broker_url: BrokerUrl = Field(
         default=None,
         description="Celery broker, amqp://user:pass@host:5672/vhost (RabbitMQ); unset: Redis or the embedded queue",
     )
@@ -63,15 +63,6 @@ class WorkerSettings(PanoramaSettings):
         default=9100, ge=0, le=65535, description="port of the worker pod's /metrics (0: off)"
     )
     worker_metrics_addr: str = Field(default="0.0.0.0", description="address the worker's /metrics listens on")
-
-    @field_validator("broker_url", mode="before")
-    @classmethod
-    def _broker_is_amqp(cls, value: object) -> object:
-        if value in (None, ""):
-            return None
-        if not is_amqp(str(value)):
-            raise ValueError("PANORAMA_BROKER_URL must be an amqp:// (or amqps://) URL; leave it unset for Redis")
-        return value
 
     @model_validator(mode="after")
     def _limits_are_ordered(self) -> Self:

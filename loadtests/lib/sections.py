@@ -17,7 +17,8 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from .load import Call, burst, closed_loop, median_of, session
+from . import wrk
+from .load import Call, burst, closed_loop, get_call, median_of, session
 from .stack import HEADERS
 
 SWEEP = (100, 500, 1000)
@@ -138,20 +139,22 @@ async def alternate(calls: Mapping[str, Call], concurrency: int, seconds: float,
 
 
 async def gateway_overhead(gateway: str, io: str, user_id: int, *, seconds: float, rounds: int) -> dict[str, Any]:
-    """Section 2: ``GET /users/{id}`` (a cache hit) through the gateway vs. straight to io, same concurrency."""
+    """Section 2: ``GET /users/{id}`` (a cache hit) through the gateway vs. straight to io, same concurrency.
+
+    Driven by wrk when it is installed (see ``lib/wrk.py``: a Python client would take one of the
+    two cores the services share), else by the aiohttp loop; ``load_generator`` says which."""
     concurrency = 64
-    seen: Counter[str] = Counter()
-    async with session(limit=concurrency) as client:
-        calls = {
-            "gateway": cycling_get(client, [f"{gateway}/users/{user_id}"], seen),
-            "io_direct": cycling_get(client, [f"{io}/users/{user_id}"], seen),
-        }
-        result = await alternate(calls, concurrency, seconds, rounds)
+    targets = {"gateway": f"{gateway}/users/{user_id}", "io_direct": f"{io}/users/{user_id}"}
+    result = await alternate_urls(targets, concurrency, seconds, rounds)
+    seen = Counter[str]()
+    for name in targets:
+        seen.update(result[name].pop("x_cache", {}))
     share = result["gateway"]["rps"] / result["io_direct"]["rps"]
     return {
         "path": "GET /users/{id} (Redis cache hit)",
         "concurrency": concurrency,
         "seconds": seconds,
+        "load_generator": result.pop("load_generator"),
         **result,
         "x_cache": dict(seen),
         "gateway_share_of_direct_rps": round(share, 2),
@@ -258,3 +261,40 @@ async def worker_scaling(one: str, two: str, *, seconds: float, rounds: int) -> 
         **result,
         "two_over_one_rps": round(result["2_workers"]["rps"] / result["1_worker"]["rps"], 2),
     }
+
+
+async def alternate_urls(
+    targets: Mapping[str, str],
+    concurrency: int,
+    seconds: float,
+    rounds: int,
+    headers: Mapping[str, str] = HEADERS,
+) -> dict[str, Any]:
+    """``alternate`` for plain GETs of URLs, on wrk when it is installed (``load_generator`` says which).
+
+    Each target's figures are medians over the rounds; ``x_cache`` sums the X-Cache answers."""
+    if not wrk.available():
+        seen = {name: Counter[str]() for name in targets}
+        async with session(limit=concurrency) as client:
+            calls = {name: get_call(client, url, headers, seen[name]) for name, url in targets.items()}
+            result = await alternate(calls, concurrency, seconds, rounds)
+        for name in targets:
+            result[name]["x_cache"] = dict(seen[name])
+        return {**result, "load_generator": "aiohttp (wrk not installed: the client shares the cores)"}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
+    for url in targets.values():  # warm-up: connections, caches, the first-request costs
+        await asyncio.to_thread(wrk.run, url, concurrency=concurrency, seconds=1, headers=headers)
+    for index in range(rounds):
+        order = list(targets.items()) if index % 2 == 0 else list(reversed(targets.items()))
+        for name, url in order:
+            runs[name].append(
+                await asyncio.to_thread(wrk.run, url, concurrency=concurrency, seconds=seconds, headers=headers)
+            )
+    out: dict[str, Any] = {}
+    for name, r in runs.items():
+        cache: Counter[str] = Counter()
+        for one in r:
+            cache.update(one["x_cache"])
+        numbers = [{k: v for k, v in one.items() if k not in ("statuses", "x_cache")} for one in r]
+        out[name] = {**median_of(numbers), "x_cache": dict(cache)}
+    return {**out, "load_generator": wrk.version()}

@@ -19,7 +19,7 @@ from panorama.core.internal import INTERNAL_TOKEN_HEADER
 from panorama.core.metrics import add_sampler, record_upstream_pool
 from panorama.core.service import create_service_app
 from panorama.core.telemetry import instrument_aiohttp_client, instrument_celery, instrument_redis
-from panorama.gateway.auth import ApiKeyDep
+from panorama.gateway.auth import document_security, require_api_key
 from panorama.gateway.ratelimit import RateLimiter
 from panorama.gateway.routes import cached, compute, demo, proxy, safe, users, videos
 from panorama.gateway.security import SecurityHeadersMiddleware
@@ -77,9 +77,10 @@ async def storage_writable(folder: Path) -> None:
     await anyio.to_thread.run_sync(touch, abandon_on_cancel=True)
 
 
-async def authorised(request: Request, api_key: ApiKeyDep) -> None:
-    """Every public route: a valid API key (401), then that key's rate limit (429)."""
-    await request.app.state.rate_limiter.check(api_key)
+async def authorised(request: Request) -> None:
+    """Every public route: a valid API key (401), then that key's rate limit (429). One dependency:
+    each one FastAPI resolves costs every request (see ``panorama.gateway.auth``)."""
+    await request.app.state.rate_limiter.check(await require_api_key(request))
 
 
 plan_router = APIRouter(prefix="/debug", tags=["debug"])
@@ -147,6 +148,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     for router in PUBLIC_ROUTERS:
         app.include_router(router, dependencies=[Depends(authorised)])
     app.include_router(plan_router, dependencies=[Depends(authorised)])
+    document_security(app, [route for router in (*PUBLIC_ROUTERS, plan_router) for route in router.routes])
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_json_bytes, max_depth=settings.max_json_depth)
     return app

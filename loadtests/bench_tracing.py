@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from lib import wrk
 from lib.output import emit
 
 from panorama.testing import OtlpReceiver, free_port, gunicorn_command, running
@@ -151,16 +152,33 @@ async def drive_path(url: str, path: str, seconds: float) -> dict[str, float]:
         PATH = saved
 
 
+def throughput(url: str, path: str, seconds: float) -> float:
+    """Requests per second of ``path`` at CONCURRENCY: on wrk when installed (lib/wrk.py says why)."""
+    if not wrk.available():
+        return asyncio.run(drive_path(url, path, seconds))["rps"]
+    result = wrk.run(url + path, concurrency=CONCURRENCY, seconds=seconds, headers={"X-API-Key": API_KEY})
+    if result["errors"]:
+        raise RuntimeError(f"errors during the round: {result}")
+    return result["rps"]
+
+
 def section(quick: bool = False) -> dict[str, Any]:
     """``make bench`` §7: tracing off / 10 % / always on, trivial route and ``GET /users/{id}`` (a cache
-    hit), alternating rounds, against a real OTLP receiver that decodes every span it gets."""
+    hit), alternating rounds, against a real OTLP receiver that decodes every span it gets (after the
+    rounds: decoding during them would take CPU from the load generator, not from the services)."""
     from panorama.testing import OtlpReceiver
 
     rounds, seconds = (2, 2.0) if quick else (4, 5.0)
-    out: dict[str, Any] = {"rounds": rounds, "round_seconds": seconds, "concurrency": CONCURRENCY, "rows": []}
+    out: dict[str, Any] = {
+        "rounds": rounds,
+        "round_seconds": seconds,
+        "concurrency": CONCURRENCY,
+        "load_generator": wrk.version() if wrk.available() else "aiohttp (wrk not installed)",
+        "rows": [],
+    }
     with (
         tempfile.TemporaryDirectory(prefix="bench-tracing-") as tmp,
-        OtlpReceiver() as receiver,
+        OtlpReceiver(defer=True) as receiver,
         contextlib.ExitStack() as es,
     ):
         workdir = Path(tmp)
@@ -178,13 +196,13 @@ def section(quick: bool = False) -> dict[str, Any]:
             paths["users"] = f"/users/{user['id']}"  # the same id in every stack (each has its own database)
         for route, path in paths.items():
             for url in urls.values():
-                asyncio.run(drive_path(url, path, 1.0))  # warm: connections, the cache entry
+                throughput(url, path, 1.0)  # warm: connections, the cache entry
             per_round: list[dict[str, float]] = []
             for index in range(rounds):
                 order = list(urls.items())
                 if index % 2:
                     order.reverse()
-                per_round.append({name: asyncio.run(drive_path(url, path, seconds))["rps"] for name, url in order})
+                per_round.append({name: throughput(url, path, seconds) for name, url in order})
             for name in ("10%", "always_on"):
                 ratio = statistics.median(r[name] / r["off"] for r in per_round)
                 goal = GOALS[(route, name)]

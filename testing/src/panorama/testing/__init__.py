@@ -222,14 +222,18 @@ def decode_otlp_traces(body: bytes) -> list[ReceivedSpan]:
 class OtlpReceiver:
     """``POST /v1/traces`` on 127.0.0.1 in a thread; set ``OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint``.
 
-    ``decode=False`` only counts requests and bytes (a benchmark's collector must cost nothing).
+    ``decode=False`` only counts requests and bytes (a benchmark's collector must cost nothing);
+    ``defer=True`` keeps each body and decodes it when ``received()`` is called, so a benchmark proves
+    its spans without the decoding taking CPU from the load generator during the measured rounds.
     """
 
-    def __init__(self, *, decode: bool = True) -> None:
+    def __init__(self, *, decode: bool = True, defer: bool = False) -> None:
         self.spans: list[ReceivedSpan] = []
         self.requests = 0
         self.bytes = 0
         self.decode = decode
+        self.defer = defer
+        self._pending: list[bytes] = []
         self._lock = threading.Lock()
         receiver = self
 
@@ -240,12 +244,14 @@ class OtlpReceiver:
                     self.send_error(404)
                     return
                 spans: list[ReceivedSpan] = []
-                if receiver.decode:
-                    spans = decode_otlp_traces(
-                        gzip.decompress(body) if self.headers.get("content-encoding") == "gzip" else body
-                    )
+                gzipped = self.headers.get("content-encoding") == "gzip"
+                raw = gzip.decompress(body) if gzipped and receiver.decode else body
+                if receiver.decode and not receiver.defer:
+                    spans = decode_otlp_traces(raw)
                 with receiver._lock:
                     receiver.spans.extend(spans)
+                    if receiver.decode and receiver.defer:
+                        receiver._pending.append(raw)
                     receiver.requests += 1
                     receiver.bytes += len(body)
                 self.send_response(200)
@@ -265,6 +271,9 @@ class OtlpReceiver:
 
     def received(self) -> list[ReceivedSpan]:
         with self._lock:
+            pending, self._pending = self._pending, []
+            for raw in pending:
+                self.spans.extend(decode_otlp_traces(raw))
             return list(self.spans)
 
     def wait_for(self, predicate: Callable[[list[ReceivedSpan]], bool], timeout: float = 10.0) -> list[ReceivedSpan]:

@@ -18,7 +18,7 @@ from panorama.core.health import Check
 from panorama.core.internal import INTERNAL_TOKEN_HEADER
 from panorama.core.metrics import add_sampler, record_upstream_pool
 from panorama.core.service import create_service_app
-from panorama.core.telemetry import instrument_aiohttp_client, instrument_celery, instrument_redis
+from panorama.core.telemetry import instrument_celery, instrument_redis
 from panorama.gateway.auth import document_security, require_api_key
 from panorama.gateway.ratelimit import RateLimiter
 from panorama.gateway.routes import cached, compute, demo, proxy, safe, users, videos
@@ -114,9 +114,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Before the sessions exist: the instrumentor hooks ClientSession creation (traceparent to io
-        # and compute). Celery publish spans parent the worker's run; Redis: the rate limiter, results.
-        instrument_aiohttp_client()
+        # Upstream calls make their own client spans (panorama.gateway.upstream says why). Celery
+        # publish spans parent the worker's run; Redis: the rate limiter, results.
         instrument_celery()
         instrument_redis()
         await io.start()

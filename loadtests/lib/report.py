@@ -347,7 +347,8 @@ def _section1b(s: dict[str, Any]) -> list[str]:
 def _section2(s: dict[str, Any], clients: dict[str, Any] | None) -> list[str]:
     rows = [{"via": n, "concurrency": s["concurrency"], **s[n]} for n in ("gateway", "io_direct")]
     lines = [
-        f"{s['path']}, medians of {s['gateway']['rounds']} alternating rounds of {s['seconds']} s.\n",
+        f"{s['path']}, medians of {s['gateway']['rounds']} alternating rounds of {s['seconds']} s; "
+        f"load generator: {s.get('load_generator', 'aiohttp')}.\n",
         _closed(rows, "via"),
         f"\nGateway keeps **{s['gateway_share_of_direct_rps']:.0%}** of direct throughput; "
         f"p50 overhead {s['p50_overhead_ms']} ms. X-Cache seen: {s['x_cache']}.",
@@ -434,8 +435,8 @@ def _section7(s: dict[str, Any]) -> list[str]:
     keys = ("route", "sampler", "rps_off", "rps_traced", "ratio", "target", "settings")
     return [
         f"Medians of {s['rounds']} alternating rounds of {s['round_seconds']} s at concurrency "
-        f"{s['concurrency']}, one worker each; the receiver decoded {s['spans_decoded']} spans "
-        f"({', '.join(s['span_names'])}).\n",
+        f"{s['concurrency']}, one worker each, load generator: {s.get('load_generator', 'aiohttp')}; "
+        f"the receiver decoded {s['spans_decoded']} spans after the rounds ({', '.join(s['span_names'])}).\n",
         _table(header, [[r[k] for k in keys] for r in s["rows"]]),
     ]
 

@@ -203,18 +203,10 @@ def run(tag: str = "ci", redis_db: int = 15, timeout: float = 240.0, echo: Calla
     with ExitStack() as stack:
         database = stack.enter_context(throwaway_database(acceptance.PG_ADMIN, prefix="panorama_kubeplay"))
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kubeplay-")))
-        values = kubeplay_values(database, redis_db, tag, api_key, token)
-        rendered = chart.render(values, release=release)
+        rendered = chart.render(kubeplay_values(database, redis_db, tag, api_key, token), release=release)
         deployments = by_component(rendered, "Deployment")
-        ports = {c: http_port(deployments[c]) for c in HTTP}
-        taken = [p for p in ports.values() if not port_free(p)]
-        assert not taken, f"ports {taken} are taken on this host; the pods bind the chart's ports on the host network"
-        services = tuple(sorted(o["metadata"]["name"] for o in rendered.of_kind("Service")))
-        hosts = workdir / "hosts"
-        hosts.write_text("127.0.0.1 localhost\n" + "".join(f"127.0.0.1 {name}\n" for name in services))
-        hosts.chmod(0o644)
-        ctx = transform.Context(hosts, services, free_port())
-        objects = transform.apply(rendered.objects, ctx)
+        ports = host_ports(deployments)
+        objects = transform.apply(rendered.objects, transform_context(rendered, workdir))
         report["transformations"] = [t.name for t in transform.TRANSFORMATIONS]
         report["release"] = release
 
@@ -226,62 +218,28 @@ def run(tag: str = "ci", redis_db: int = 15, timeout: float = 240.0, echo: Calla
         for pvc in pvcs:
             stack.callback(engine.remove_volume, pvc["metadata"]["name"])
 
-        # 1. The PVC, made group-writable for the pods' group as fsGroup would.
         t0 = time.monotonic()
-        if pvcs:
-            engine.play(pvcs, workdir, "pvc")
-            for pvc in pvcs:
-                mountpoint = engine.volume_mountpoint(pvc["metadata"]["name"])
-                group = deployments["gateway"]["spec"]["template"]["spec"]["securityContext"]["runAsGroup"]
-                subprocess.run(["chown", f"0:{group}", str(mountpoint)], check=True)
-                mountpoint.chmod(0o2775)
-        # 2. The migration, as Helm runs its hook before the release is used.
-        migrate_file = engine.play(migration, workdir, "migrate")
-        stack.callback(engine.down, migrate_file)
-        migrate = engine.container_name(migration[0], first_container(migration[0])["name"])
-
-        def migrated() -> tuple[bool, str]:
-            current = engine.state(migrate)
-            return current["Status"] == "exited", current["Status"]
-
-        wait_for(migrated, timeout, "the migration Pod")
-        exit_code = engine.state(migrate)["ExitCode"]
-        assert exit_code == 0, f"migration exited {exit_code}:\n{engine.logs(migrate)}"
+        play_volumes(
+            pvcs, workdir, group=deployments["gateway"]["spec"]["template"]["spec"]["securityContext"]["runAsGroup"]
+        )
+        migrate = play_migration(migration, workdir, stack, timeout)
         report["seconds"] = {"migration": round(time.monotonic() - t0, 1)}
-        report["pods"]["migrate"] = {"container": migrate, "exit_code": exit_code}
+        report["pods"]["migrate"] = {"container": migrate, "exit_code": 0}
 
-        # 3. ConfigMaps, Secrets, Deployments.
         t1 = time.monotonic()
         suite_file = engine.play(rest, workdir, "suite")
         stack.callback(engine.down, suite_file)
         names = {c: engine.container_name(deployments[c], first_container(deployments[c])["name"]) for c in deployments}
         try:
             for component, obj in deployments.items():
-                ready_s = wait_for(
-                    lambda obj=obj, component=component: probe_passes(obj, names[component]),
-                    timeout,
-                    f"{component}'s readiness probe",
-                    interval=2,
-                )
+                ready_s = wait_ready(component, obj, names[component], timeout)
                 report["pods"][component] = {"container": names[component], "ready_after_s": round(ready_s, 1)}
             report["seconds"]["all_ready"] = round(time.monotonic() - t1, 1)
             report["requests"] = requests(rendered, ports, database, api_key, token, workdir, timeout)
             for component, obj in deployments.items():
-                plan = served_plan(component, names[component], ports, api_key, token)
-                cgroup = cgroup_seen(names[component])
-                configmap = by_component(rendered, "ConfigMap")[component]
                 report["pods"][component].update(
-                    {
-                        "cpu_limit": CPU_LIMITS[component],
-                        "cgroup": cgroup,
-                        "cpu_from": "cgroup" if component in transform.CGROUP_READERS else "PANORAMA_CPU_LIMIT",
-                        "env_PANORAMA_CPU_LIMIT": env_value(names[component], "PANORAMA_CPU_LIMIT"),
-                        "plan": plan_summary(plan),
-                        "annotation": plan_annotation(obj),
-                    }
+                    pod_checks(rendered, component, obj, names[component], ports, api_key, token)
                 )
-                assert "PANORAMA_CPU_LIMIT" in configmap["data"], f"{component}: the chart sets no CPU limit env"
-                report["pods"][component]["security"] = security_check(names[component])
             report["pods"]["migrate"]["security"] = security_check(migrate)
         except AssertionError as exc:
             logs = "\n".join(f"--- {c}\n{engine.logs(n, tail=40)}" for c, n in names.items())
@@ -291,6 +249,81 @@ def run(tag: str = "ci", redis_db: int = 15, timeout: float = 240.0, echo: Calla
                 redis.Redis.from_url(f"redis://127.0.0.1:6379/{redis_db}").flushdb()
     report["seconds"]["total"] = round(time.monotonic() - started, 1)
     return report
+
+
+def host_ports(deployments: dict[str, Object]) -> dict[str, int]:
+    """Each HTTP component's port, which its pod binds on the host network: all must be free here."""
+    ports = {c: http_port(deployments[c]) for c in HTTP}
+    taken = [p for p in ports.values() if not port_free(p)]
+    assert not taken, f"ports {taken} are taken on this host; the pods bind the chart's ports on the host network"
+    return ports
+
+
+def transform_context(rendered: chart.Rendered, workdir: Path) -> transform.Context:
+    """A hosts file naming every rendered Service on 127.0.0.1 (the pods share the host network)."""
+    services = tuple(sorted(o["metadata"]["name"] for o in rendered.of_kind("Service")))
+    hosts = workdir / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n" + "".join(f"127.0.0.1 {name}\n" for name in services))
+    hosts.chmod(0o644)
+    return transform.Context(hosts, services, free_port())
+
+
+def play_volumes(pvcs: list[Object], workdir: Path, group: int) -> None:
+    """Step 1: the PVCs, made group-writable for the pods' group as fsGroup would."""
+    if not pvcs:
+        return
+    engine.play(pvcs, workdir, "pvc")
+    for pvc in pvcs:
+        mountpoint = engine.volume_mountpoint(pvc["metadata"]["name"])
+        subprocess.run(["chown", f"0:{group}", str(mountpoint)], check=True)
+        mountpoint.chmod(0o2775)
+
+
+def play_migration(migration: list[Object], workdir: Path, stack: ExitStack, timeout: float) -> str:
+    """Step 2: the migration Pod, waited for as Helm runs its hook before the release is used; its container."""
+    migrate_file = engine.play(migration, workdir, "migrate")
+    stack.callback(engine.down, migrate_file)
+    migrate = engine.container_name(migration[0], first_container(migration[0])["name"])
+
+    def migrated() -> tuple[bool, str]:
+        current = engine.state(migrate)
+        return current["Status"] == "exited", current["Status"]
+
+    wait_for(migrated, timeout, "the migration Pod")
+    exit_code = engine.state(migrate)["ExitCode"]
+    assert exit_code == 0, f"migration exited {exit_code}:\n{engine.logs(migrate)}"
+    return migrate
+
+
+def wait_ready(component: str, obj: Object, container: str, timeout: float) -> float:
+    """Step 3: seconds until the container passes its own rendered readiness probe."""
+    return wait_for(lambda: probe_passes(obj, container), timeout, f"{component}'s readiness probe", interval=2)
+
+
+def pod_checks(
+    rendered: chart.Rendered,
+    component: str,
+    obj: Object,
+    container: str,
+    ports: dict[str, int],
+    api_key: str,
+    token: str,
+) -> dict[str, Any]:
+    """A running component's plan beside its cgroup, its CPU limit's source, and its security."""
+    plan = served_plan(component, container, ports, api_key, token)
+    cgroup = cgroup_seen(container)
+    configmap = by_component(rendered, "ConfigMap")[component]
+    checks = {
+        "cpu_limit": CPU_LIMITS[component],
+        "cgroup": cgroup,
+        "cpu_from": "cgroup" if component in transform.CGROUP_READERS else "PANORAMA_CPU_LIMIT",
+        "env_PANORAMA_CPU_LIMIT": env_value(container, "PANORAMA_CPU_LIMIT"),
+        "plan": plan_summary(plan),
+        "annotation": plan_annotation(obj),
+    }
+    assert "PANORAMA_CPU_LIMIT" in configmap["data"], f"{component}: the chart sets no CPU limit env"
+    checks["security"] = security_check(container)
+    return checks
 
 
 def served_plan(component: str, container: str, ports: dict[str, int], api_key: str, token: str) -> dict[str, Any]:

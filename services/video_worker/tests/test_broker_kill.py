@@ -17,7 +17,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ import redis
 from celery import Celery
 
 from panorama.core.queue import PROCESS_VIDEO_TASK, StorageLayout, celery_config
-from panorama.testing import ServiceProcess, celery_worker_command, throwaway_rabbitmq_vhost, wait_worker_ready
+from panorama.testing import ServiceProcess, celery_worker_command, wait_worker_ready
 
 pytestmark = pytest.mark.slow
 
@@ -41,14 +41,6 @@ WORKER_ENV = {
     "PANORAMA_VIDEO_TIME_LIMIT": "25",
     "PANORAMA_VISIBILITY_TIMEOUT": "30",
 }
-
-
-@pytest.fixture
-def rabbitmq_vhost() -> Iterator[str]:
-    with throwaway_rabbitmq_vhost() as url:
-        if url is None:
-            pytest.skip("rabbitmqctl missing or unable to manage the local RabbitMQ")
-        yield url
 
 
 # Ten seconds at `veryslow`: the doomed worker's ffmpeg must still be running once the standby is up,

@@ -368,59 +368,74 @@ def requests(
     secret = next(o for o in rendered.of_kind("Secret") if "api-keys" in o.get("stringData", {}))
     key = secret["stringData"]["api-keys"].split(",")[0]
     assert key == api_key
-    out: dict[str, Any] = {}
-    internal = {INTERNAL_TOKEN_HEADER: token}
     with httpx.Client(base_url=f"http://127.0.0.1:{ports['gateway']}", headers={"X-API-Key": key}, timeout=60) as gw:
-        email = f"ada-{uuid.uuid4().hex[:6]}@example.com"
-        created = gw.post("/users", json={"name": "Ada", "email": email})
-        assert created.status_code == 201, created.text
-        fetched = gw.get(f"/users/{created.json()['id']}")
-        assert fetched.status_code == 200, fetched.text
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{database}") as conn:
-            row = conn.execute("SELECT name FROM users WHERE email = %s", (email,)).fetchone()
-        assert row == ("Ada",), row
-        out["gateway->io->postgres"] = {"user_id": created.json()["id"], "row_in_postgres": True}
-
-        pool_url = f"http://127.0.0.1:{ports['compute']}/debug/pool"
-        workers = int(plan_annotation(by_component(rendered, "Deployment")["compute"])["workers"])
-        before = pool_completed(pool_url, internal, workers)
-        computed = gw.post("/compute", json={"n": 1000})
-        assert computed.status_code == 200, computed.text
-        assert computed.json()["result"] == 499500
-        after = pool_completed(pool_url, internal, workers)
-        completed = sum(after.values()) - sum(before.values())
-        assert completed == 1, (before, after)
-        out["gateway->compute->pool child"] = {
-            "result": 499500,
-            "jobs_completed_by_pool_children": completed,
-            "children": sorted(pid for pids in after for pid in pids),
+        return {
+            "gateway->io->postgres": user_in_postgres(gw, database),
+            "gateway->compute->pool child": computed_by_a_pool_child(gw, rendered, ports, token),
+            "upload->worker->ffmpeg->download": video_transcoded(gw, workdir, timeout),
         }
 
-        with sample_video(workdir).open("rb") as video:
-            upload = gw.post("/upload-video", files={"file": ("sample.mp4", video, "video/mp4")})
-        assert upload.status_code == 202, upload.text
-        task_id = upload.json()["task_id"]
-        deadline = time.monotonic() + timeout
-        while True:
-            status = gw.get(f"/task/{task_id}").json()
-            if status["status"] in ("SUCCESS", "FAILURE"):
-                break
-            assert time.monotonic() < deadline, f"transcode still {status} after {timeout:.0f}s"
-            time.sleep(1)
-        assert status["status"] == "SUCCESS", status
-        video_id = status["result"].get("video_id", task_id)
-        download = gw.get(f"/videos/{video_id}")
-        assert download.status_code == 200, download.text[:300]
-        mp4 = workdir / "download.mp4"
-        mp4.write_bytes(download.content)
-        probe = subprocess.run(
-            ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", str(mp4)],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        out["upload->worker->ffmpeg->download"] = {
-            "task": task_id,
-            "bytes": len(download.content),
-            "codecs": probe.stdout.split(),
-            "result": status["result"],
-        }
-    return out
+
+def user_in_postgres(gw: httpx.Client, database: str) -> dict[str, Any]:
+    """A user created and read through the gateway is a row in the release's database."""
+    email = f"ada-{uuid.uuid4().hex[:6]}@example.com"
+    created = gw.post("/users", json={"name": "Ada", "email": email})
+    assert created.status_code == 201, created.text
+    fetched = gw.get(f"/users/{created.json()['id']}")
+    assert fetched.status_code == 200, fetched.text
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{database}") as conn:
+        row = conn.execute("SELECT name FROM users WHERE email = %s", (email,)).fetchone()
+    assert row == ("Ada",), row
+    return {"user_id": created.json()["id"], "row_in_postgres": True}
+
+
+def computed_by_a_pool_child(
+    gw: httpx.Client, rendered: chart.Rendered, ports: dict[str, int], token: str
+) -> dict[str, Any]:
+    """A /compute through the gateway is one job more completed by compute's process-pool children."""
+    internal = {INTERNAL_TOKEN_HEADER: token}
+    pool_url = f"http://127.0.0.1:{ports['compute']}/debug/pool"
+    workers = int(plan_annotation(by_component(rendered, "Deployment")["compute"])["workers"])
+    before = pool_completed(pool_url, internal, workers)
+    computed = gw.post("/compute", json={"n": 1000})
+    assert computed.status_code == 200, computed.text
+    assert computed.json()["result"] == 499500
+    after = pool_completed(pool_url, internal, workers)
+    completed = sum(after.values()) - sum(before.values())
+    assert completed == 1, (before, after)
+    return {
+        "result": 499500,
+        "jobs_completed_by_pool_children": completed,
+        "children": sorted(pid for pids in after for pid in pids),
+    }
+
+
+def video_transcoded(gw: httpx.Client, workdir: Path, timeout: float) -> dict[str, Any]:
+    """An upload through the gateway is transcoded by the worker and downloads as a playable file."""
+    with sample_video(workdir).open("rb") as video:
+        upload = gw.post("/upload-video", files={"file": ("sample.mp4", video, "video/mp4")})
+    assert upload.status_code == 202, upload.text
+    task_id = upload.json()["task_id"]
+    deadline = time.monotonic() + timeout
+    while True:
+        status = gw.get(f"/task/{task_id}").json()
+        if status["status"] in ("SUCCESS", "FAILURE"):
+            break
+        assert time.monotonic() < deadline, f"transcode still {status} after {timeout:.0f}s"
+        time.sleep(1)
+    assert status["status"] == "SUCCESS", status
+    video_id = status["result"].get("video_id", task_id)
+    download = gw.get(f"/videos/{video_id}")
+    assert download.status_code == 200, download.text[:300]
+    mp4 = workdir / "download.mp4"
+    mp4.write_bytes(download.content)
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", str(mp4)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return {
+        "task": task_id,
+        "bytes": len(download.content),
+        "codecs": probe.stdout.split(),
+        "result": status["result"],
+    }

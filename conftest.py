@@ -16,7 +16,7 @@ os.environ["PANORAMA_ENV_FILE"] = os.devnull
 import pytest
 import redis
 
-from panorama.testing import throwaway_database
+from panorama.testing import throwaway_database, throwaway_rabbitmq_vhost
 from panorama.video_worker.tools import wheel_binaries
 
 PG_ADMIN_DSN = os.environ.get("PANORAMA_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -57,3 +57,12 @@ def redis_url() -> Iterator[str]:
     yield url
     client.flushdb()
     client.close()
+
+
+@pytest.fixture
+def rabbitmq_vhost() -> Iterator[str]:
+    """A broker URL on a throwaway vhost of the local RabbitMQ; the test is skipped where there is none."""
+    with throwaway_rabbitmq_vhost() as url:
+        if url is None:
+            pytest.skip("rabbitmqctl missing or unable to manage the local RabbitMQ")
+        yield url

@@ -154,114 +154,133 @@ def local_stack(workdir: Path, progress: Progress, need_two_workers: bool) -> It
 
 
 def run_sections(args: argparse.Namespace, out: Path, progress: Progress) -> Run:
-    q = args.quick
-    run = Run(out, q, progress)
+    """Every chosen section, in the report's order; with ``--url`` only what a running gateway allows."""
+    run = Run(out, args.quick, progress)
     chosen = [s for s in args.sections.split(",") if s]
-    loop_s, rounds = (2.0, 1) if q else (4.0, 3)
     if args.url:
-        stack.HEADERS["X-API-Key"] = args.api_key
-        if "1" in chosen:
+        url_sections(run, chosen, args.url, args.api_key)
+        return run
+    if http := [s for s in chosen if s in "1234"]:
+        http_sections(run, http)
+    if loaded := [s for s in chosen if s in ("1b", "8", "9", "10")]:
+        under_load_sections(run, loaded)
+    standalone_sections(run, chosen)
+    return run
+
+
+def url_sections(run: Run, chosen: list[str], url: str, api_key: str) -> None:
+    """``--url``: section 1 against a running gateway; the others need processes this run starts."""
+    stack.HEADERS["X-API-Key"] = api_key
+    if "1" in chosen:
+        run.section(
+            KEYS["1"],
+            "1 (handler styles, via --url)",
+            lambda: asyncio.run(sections.handler_styles(url, sync_cap=100, blocking_cap=5)),
+        )
+    for s in chosen:
+        if s != "1":
+            run.skipped[KEYS[s]] = "needs processes this run starts itself (not available with --url)"
+
+
+def http_sections(run: Run, http: list[str]) -> None:
+    """Sections 1-4: HTTP load on one local stack (io, io without a cache, gateway; io x2 for 4)."""
+    q = run.quick
+    loop_s, rounds = (2.0, 1) if q else (4.0, 3)
+    with (
+        tempfile.TemporaryDirectory(prefix="panorama-bench-") as tmp,
+        local_stack(Path(tmp), run.progress, "4" in http) as env,
+    ):
+        uid = env["ids"][0]
+        if "1" in http:
+            caps = (100, 5) if q else (500, 20)
             run.section(
                 KEYS["1"],
-                "1 (handler styles, via --url)",
-                lambda: asyncio.run(sections.handler_styles(args.url, sync_cap=100, blocking_cap=5)),
+                "1: N concurrent 1 s requests, async/sync/blocking",
+                lambda: asyncio.run(
+                    sections.handler_styles(env["io"], sync_cap=caps[0], blocking_cap=caps[1], gateway=env["gateway"])
+                ),
             )
-        for s in chosen:
-            if s != "1":
-                run.skipped[KEYS[s]] = "needs processes this run starts itself (not available with --url)"
-        return run
-    http = [s for s in chosen if s in "1234"]
-    if http:
-        with (
-            tempfile.TemporaryDirectory(prefix="panorama-bench-") as tmp,
-            local_stack(Path(tmp), progress, "4" in http) as env,
-        ):
-            uid = env["ids"][0]
-            if "1" in http:
-                caps = (100, 5) if q else (500, 20)
-                run.section(
-                    KEYS["1"],
-                    "1: N concurrent 1 s requests, async/sync/blocking",
-                    lambda: asyncio.run(
-                        sections.handler_styles(
-                            env["io"], sync_cap=caps[0], blocking_cap=caps[1], gateway=env["gateway"]
-                        )
-                    ),
-                )
-            if "2" in http:
-                run.section(
-                    KEYS["2"],
-                    "2: gateway vs direct io",
-                    lambda: asyncio.run(
-                        sections.gateway_overhead(env["gateway"], env["io"], uid, seconds=loop_s, rounds=rounds)
-                    ),
-                )
-                run.section(
-                    "2_client_comparison",
-                    "2b: aiohttp vs httpx as the client",
-                    lambda: asyncio.run(
-                        sections.client_comparison(
-                            f"{env['io']}/users/{uid}", concurrencies=(64, 256), seconds=loop_s / 2 if q else 3.0
-                        )
-                    ),
-                )
-            if "3" in http:
-                run.section(
-                    KEYS["3"],
-                    "3: async DB vs def DB vs cache hit",
-                    lambda: asyncio.run(
-                        sections.database_paths(
-                            env["io"],
-                            env["io_nocache"],
-                            env["ids"],
-                            concurrencies=(16, 64, 256),
-                            seconds=loop_s / 2 if q else 3.0,
-                            rounds=1 if q else 2,
-                        )
-                    ),
-                )
-            if "4" in http:
-                run.section(
-                    KEYS["4"],
-                    "4: 1 vs 2 io workers",
-                    lambda: asyncio.run(
-                        sections.worker_scaling(env["io"], env["io_two"], seconds=loop_s, rounds=rounds)
-                    ),
-                )
-    loaded = [s for s in chosen if s in ("1b", "8", "9", "10")]
-    if loaded:
-        with (
-            tempfile.TemporaryDirectory(prefix="panorama-bench-") as tmp,
-            stack.postgres_database() as database_url,
-            stack.redis_server(Path(tmp)) as redis_url,
-        ):
-            stack.migrate(database_url, Path(tmp))
-            ids = stack.seed_users(database_url, 2000 if q else LARGE_SEED_USERS)
-            seconds = 5.0 if q else 15.0
-            if "1b" in loaded:
-                run.section(
-                    KEYS["1b"],
-                    "1b: 1000 concurrent 1 s awaits, gateway vs direct io (make up defaults)",
-                    lambda: under_load.awaits_through_gateway(Path(tmp), database_url, redis_url, rounds=2 if q else 4),
-                )
-            if "8" in loaded:
-                run.section(
-                    KEYS["8"],
-                    "8: GET /users/{id} at c=256 via the gateway, hit/miss/expiry",
-                    lambda: under_load.users_under_load(Path(tmp), database_url, redis_url, ids, seconds=seconds),
-                )
-            if "9" in loaded:
-                run.section(
-                    KEYS["9"],
-                    "9: access log on vs off",
-                    lambda: under_load.access_log_cost(Path(tmp), database_url, redis_url, ids, rounds=2 if q else 4),
-                )
-            if "10" in loaded:
-                run.section(
-                    KEYS["10"],
-                    "10: worker recycling under load",
-                    lambda: under_load.recycle_under_load(Path(tmp), database_url, redis_url, ids, seconds=seconds),
-                )
+        if "2" in http:
+            run.section(
+                KEYS["2"],
+                "2: gateway vs direct io",
+                lambda: asyncio.run(
+                    sections.gateway_overhead(env["gateway"], env["io"], uid, seconds=loop_s, rounds=rounds)
+                ),
+            )
+            run.section(
+                "2_client_comparison",
+                "2b: aiohttp vs httpx as the client",
+                lambda: asyncio.run(
+                    sections.client_comparison(
+                        f"{env['io']}/users/{uid}", concurrencies=(64, 256), seconds=loop_s / 2 if q else 3.0
+                    )
+                ),
+            )
+        if "3" in http:
+            run.section(
+                KEYS["3"],
+                "3: async DB vs def DB vs cache hit",
+                lambda: asyncio.run(
+                    sections.database_paths(
+                        env["io"],
+                        env["io_nocache"],
+                        env["ids"],
+                        concurrencies=(16, 64, 256),
+                        seconds=loop_s / 2 if q else 3.0,
+                        rounds=1 if q else 2,
+                    )
+                ),
+            )
+        if "4" in http:
+            run.section(
+                KEYS["4"],
+                "4: 1 vs 2 io workers",
+                lambda: asyncio.run(sections.worker_scaling(env["io"], env["io_two"], seconds=loop_s, rounds=rounds)),
+            )
+
+
+def under_load_sections(run: Run, loaded: list[str]) -> None:
+    """Sections 1b, 8, 9, 10: services that ``lib/under_load.py`` starts on one seeded database and Redis."""
+    q = run.quick
+    with (
+        tempfile.TemporaryDirectory(prefix="panorama-bench-") as tmp,
+        stack.postgres_database() as database_url,
+        stack.redis_server(Path(tmp)) as redis_url,
+    ):
+        workdir = Path(tmp)
+        stack.migrate(database_url, workdir)
+        ids = stack.seed_users(database_url, 2000 if q else LARGE_SEED_USERS)
+        seconds = 5.0 if q else 15.0
+        if "1b" in loaded:
+            run.section(
+                KEYS["1b"],
+                "1b: 1000 concurrent 1 s awaits, gateway vs direct io (make up defaults)",
+                lambda: under_load.awaits_through_gateway(workdir, database_url, redis_url, rounds=2 if q else 4),
+            )
+        if "8" in loaded:
+            run.section(
+                KEYS["8"],
+                "8: GET /users/{id} at c=256 via the gateway, hit/miss/expiry",
+                lambda: under_load.users_under_load(workdir, database_url, redis_url, ids, seconds=seconds),
+            )
+        if "9" in loaded:
+            run.section(
+                KEYS["9"],
+                "9: access log on vs off",
+                lambda: under_load.access_log_cost(workdir, database_url, redis_url, ids, rounds=2 if q else 4),
+            )
+        if "10" in loaded:
+            run.section(
+                KEYS["10"],
+                "10: worker recycling under load",
+                lambda: under_load.recycle_under_load(workdir, database_url, redis_url, ids, seconds=seconds),
+            )
+
+
+def standalone_sections(run: Run, chosen: list[str]) -> None:
+    """Sections 7, 5, 6: benches that start what they measure themselves."""
+    q = run.quick
     if "7" in chosen:
         run.section(
             KEYS["7"], "7: tracing off / 10% / always on (bench_tracing)", lambda: bench_tracing.section(quick=q)
@@ -270,7 +289,6 @@ def run_sections(args: argparse.Namespace, out: Path, progress: Progress) -> Run
         run.section(KEYS["5"], "5: compute process vs thread pool (bench_compute)", lambda: bench_compute.run(quick=q))
     if "6" in chosen:
         run.section(KEYS["6"], "6: video worker vs ffmpeg (bench_video)", lambda: bench_video.run(quick=q))
-    return run
 
 
 def draw(run: Run, out: Path) -> dict[str, str]:

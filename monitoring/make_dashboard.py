@@ -18,9 +18,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "charts/panorama/files/panorama-dashboard.json"
 SEL = 'service=~"$service", instance=~"$instance"'
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+ROW_HEIGHT, PANEL_HEIGHT, GRID_WIDTH = 1, 8, 24
 
-# (row title, [(panel title, unit, [(expr, legend)])])
-ROWS: list[tuple[str, list[tuple[str, str, list[tuple[str, str]]]]]] = [
+Target = tuple[str, str]  # (expr, legend)
+Panel = tuple[str, str, list[Target]]  # (title, unit, targets)
+Row = tuple[str, list[Panel]]  # (title, panels)
+
+ROWS: list[Row] = [
     (
         "HTTP",
         [
@@ -215,59 +220,6 @@ ROWS: list[tuple[str, list[tuple[str, str, list[tuple[str, str]]]]]] = [
 
 
 def build() -> dict[str, Any]:
-    panels: list[dict[str, Any]] = []
-    next_id, y = 1, 0
-    for title, row_panels in ROWS:
-        panels.append(
-            {
-                "type": "row",
-                "title": title,
-                "id": next_id,
-                "collapsed": False,
-                "gridPos": {"h": 1, "w": 24, "x": 0, "y": y},
-                "panels": [],
-            }
-        )
-        next_id, y = next_id + 1, y + 1
-        width = 24 // len(row_panels)
-        for i, (panel_title, unit, targets) in enumerate(row_panels):
-            panels.append(
-                {
-                    "type": "timeseries",
-                    "title": panel_title,
-                    "id": next_id,
-                    "datasource": {"type": "prometheus", "uid": "${datasource}"},
-                    "gridPos": {"h": 8, "w": width, "x": i * width, "y": y},
-                    "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-                    "options": {"legend": {"displayMode": "list", "placement": "bottom"}},
-                    "targets": [
-                        {
-                            "refId": chr(ord("A") + k),
-                            "expr": expr,
-                            "legendFormat": legend,
-                            "datasource": {"type": "prometheus", "uid": "${datasource}"},
-                        }
-                        for k, (expr, legend) in enumerate(targets)
-                    ],
-                }
-            )
-            next_id += 1
-        y += 8
-
-    def variable(name: str, query: str) -> dict[str, Any]:
-        return {
-            "name": name,
-            "type": "query",
-            "datasource": {"type": "prometheus", "uid": "${datasource}"},
-            "query": {"query": query, "refId": name},
-            "definition": query,
-            "includeAll": True,
-            "multi": True,
-            "allValue": ".*",
-            "current": {"text": "All", "value": "$__all"},
-            "refresh": 2,
-        }
-
     return {
         "title": "Panorama: concurrency",
         "uid": "panorama-concurrency",
@@ -288,7 +240,65 @@ def build() -> dict[str, Any]:
                 ),
             ]
         },
-        "panels": panels,
+        "panels": layout(ROWS),
+    }
+
+
+def layout(rows: list[Row]) -> list[dict[str, Any]]:
+    """Each row's header, then its panels side by side in equal widths, top to bottom; ids in order."""
+    panels: list[dict[str, Any]] = []
+    y = 0
+    for title, row_panels in rows:
+        panels.append(row(title, len(panels) + 1, y))
+        y += ROW_HEIGHT
+        width = GRID_WIDTH // len(row_panels)
+        for i, (panel_title, unit, targets) in enumerate(row_panels):
+            grid = {"h": PANEL_HEIGHT, "w": width, "x": i * width, "y": y}
+            panels.append(timeseries(panel_title, len(panels) + 1, grid, unit, targets))
+        y += PANEL_HEIGHT
+    return panels
+
+
+def row(title: str, panel_id: int, y: int) -> dict[str, Any]:
+    return {
+        "type": "row",
+        "title": title,
+        "id": panel_id,
+        "collapsed": False,
+        "gridPos": {"h": ROW_HEIGHT, "w": GRID_WIDTH, "x": 0, "y": y},
+        "panels": [],
+    }
+
+
+def timeseries(title: str, panel_id: int, grid: dict[str, int], unit: str, targets: list[Target]) -> dict[str, Any]:
+    return {
+        "type": "timeseries",
+        "title": title,
+        "id": panel_id,
+        "datasource": DATASOURCE,
+        "gridPos": grid,
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "options": {"legend": {"displayMode": "list", "placement": "bottom"}},
+        "targets": [
+            {"refId": chr(ord("A") + k), "expr": expr, "legendFormat": legend, "datasource": DATASOURCE}
+            for k, (expr, legend) in enumerate(targets)
+        ],
+    }
+
+
+def variable(name: str, query: str) -> dict[str, Any]:
+    """A dashboard variable over a label's values, "All" by default."""
+    return {
+        "name": name,
+        "type": "query",
+        "datasource": DATASOURCE,
+        "query": {"query": query, "refId": name},
+        "definition": query,
+        "includeAll": True,
+        "multi": True,
+        "allValue": ".*",
+        "current": {"text": "All", "value": "$__all"},
+        "refresh": 2,
     }
 
 

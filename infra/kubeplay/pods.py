@@ -203,18 +203,10 @@ def run(tag: str = "ci", redis_db: int = 15, timeout: float = 240.0, echo: Calla
     with ExitStack() as stack:
         database = stack.enter_context(throwaway_database(acceptance.PG_ADMIN, prefix="panorama_kubeplay"))
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kubeplay-")))
-        values = kubeplay_values(database, redis_db, tag, api_key, token)
-        rendered = chart.render(values, release=release)
+        rendered = chart.render(kubeplay_values(database, redis_db, tag, api_key, token), release=release)
         deployments = by_component(rendered, "Deployment")
-        ports = {c: http_port(deployments[c]) for c in HTTP}
-        taken = [p for p in ports.values() if not port_free(p)]
-        assert not taken, f"ports {taken} are taken on this host; the pods bind the chart's ports on the host network"
-        services = tuple(sorted(o["metadata"]["name"] for o in rendered.of_kind("Service")))
-        hosts = workdir / "hosts"
-        hosts.write_text("127.0.0.1 localhost\n" + "".join(f"127.0.0.1 {name}\n" for name in services))
-        hosts.chmod(0o644)
-        ctx = transform.Context(hosts, services, free_port())
-        objects = transform.apply(rendered.objects, ctx)
+        ports = host_ports(deployments)
+        objects = transform.apply(rendered.objects, transform_context(rendered, workdir))
         report["transformations"] = [t.name for t in transform.TRANSFORMATIONS]
         report["release"] = release
 
@@ -226,62 +218,28 @@ def run(tag: str = "ci", redis_db: int = 15, timeout: float = 240.0, echo: Calla
         for pvc in pvcs:
             stack.callback(engine.remove_volume, pvc["metadata"]["name"])
 
-        # 1. The PVC, made group-writable for the pods' group as fsGroup would.
         t0 = time.monotonic()
-        if pvcs:
-            engine.play(pvcs, workdir, "pvc")
-            for pvc in pvcs:
-                mountpoint = engine.volume_mountpoint(pvc["metadata"]["name"])
-                group = deployments["gateway"]["spec"]["template"]["spec"]["securityContext"]["runAsGroup"]
-                subprocess.run(["chown", f"0:{group}", str(mountpoint)], check=True)
-                mountpoint.chmod(0o2775)
-        # 2. The migration, as Helm runs its hook before the release is used.
-        migrate_file = engine.play(migration, workdir, "migrate")
-        stack.callback(engine.down, migrate_file)
-        migrate = engine.container_name(migration[0], first_container(migration[0])["name"])
-
-        def migrated() -> tuple[bool, str]:
-            current = engine.state(migrate)
-            return current["Status"] == "exited", current["Status"]
-
-        wait_for(migrated, timeout, "the migration Pod")
-        exit_code = engine.state(migrate)["ExitCode"]
-        assert exit_code == 0, f"migration exited {exit_code}:\n{engine.logs(migrate)}"
+        play_volumes(
+            pvcs, workdir, group=deployments["gateway"]["spec"]["template"]["spec"]["securityContext"]["runAsGroup"]
+        )
+        migrate = play_migration(migration, workdir, stack, timeout)
         report["seconds"] = {"migration": round(time.monotonic() - t0, 1)}
-        report["pods"]["migrate"] = {"container": migrate, "exit_code": exit_code}
+        report["pods"]["migrate"] = {"container": migrate, "exit_code": 0}
 
-        # 3. ConfigMaps, Secrets, Deployments.
         t1 = time.monotonic()
         suite_file = engine.play(rest, workdir, "suite")
         stack.callback(engine.down, suite_file)
         names = {c: engine.container_name(deployments[c], first_container(deployments[c])["name"]) for c in deployments}
         try:
             for component, obj in deployments.items():
-                ready_s = wait_for(
-                    lambda obj=obj, component=component: probe_passes(obj, names[component]),
-                    timeout,
-                    f"{component}'s readiness probe",
-                    interval=2,
-                )
+                ready_s = wait_ready(component, obj, names[component], timeout)
                 report["pods"][component] = {"container": names[component], "ready_after_s": round(ready_s, 1)}
             report["seconds"]["all_ready"] = round(time.monotonic() - t1, 1)
             report["requests"] = requests(rendered, ports, database, api_key, token, workdir, timeout)
             for component, obj in deployments.items():
-                plan = served_plan(component, names[component], ports, api_key, token)
-                cgroup = cgroup_seen(names[component])
-                configmap = by_component(rendered, "ConfigMap")[component]
                 report["pods"][component].update(
-                    {
-                        "cpu_limit": CPU_LIMITS[component],
-                        "cgroup": cgroup,
-                        "cpu_from": "cgroup" if component in transform.CGROUP_READERS else "PANORAMA_CPU_LIMIT",
-                        "env_PANORAMA_CPU_LIMIT": env_value(names[component], "PANORAMA_CPU_LIMIT"),
-                        "plan": plan_summary(plan),
-                        "annotation": plan_annotation(obj),
-                    }
+                    pod_checks(rendered, component, obj, names[component], ports, api_key, token)
                 )
-                assert "PANORAMA_CPU_LIMIT" in configmap["data"], f"{component}: the chart sets no CPU limit env"
-                report["pods"][component]["security"] = security_check(names[component])
             report["pods"]["migrate"]["security"] = security_check(migrate)
         except AssertionError as exc:
             logs = "\n".join(f"--- {c}\n{engine.logs(n, tail=40)}" for c, n in names.items())
@@ -291,6 +249,81 @@ def run(tag: str = "ci", redis_db: int = 15, timeout: float = 240.0, echo: Calla
                 redis.Redis.from_url(f"redis://127.0.0.1:6379/{redis_db}").flushdb()
     report["seconds"]["total"] = round(time.monotonic() - started, 1)
     return report
+
+
+def host_ports(deployments: dict[str, Object]) -> dict[str, int]:
+    """Each HTTP component's port, which its pod binds on the host network: all must be free here."""
+    ports = {c: http_port(deployments[c]) for c in HTTP}
+    taken = [p for p in ports.values() if not port_free(p)]
+    assert not taken, f"ports {taken} are taken on this host; the pods bind the chart's ports on the host network"
+    return ports
+
+
+def transform_context(rendered: chart.Rendered, workdir: Path) -> transform.Context:
+    """A hosts file naming every rendered Service on 127.0.0.1 (the pods share the host network)."""
+    services = tuple(sorted(o["metadata"]["name"] for o in rendered.of_kind("Service")))
+    hosts = workdir / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n" + "".join(f"127.0.0.1 {name}\n" for name in services))
+    hosts.chmod(0o644)
+    return transform.Context(hosts, services, free_port())
+
+
+def play_volumes(pvcs: list[Object], workdir: Path, group: int) -> None:
+    """Step 1: the PVCs, made group-writable for the pods' group as fsGroup would."""
+    if not pvcs:
+        return
+    engine.play(pvcs, workdir, "pvc")
+    for pvc in pvcs:
+        mountpoint = engine.volume_mountpoint(pvc["metadata"]["name"])
+        subprocess.run(["chown", f"0:{group}", str(mountpoint)], check=True)
+        mountpoint.chmod(0o2775)
+
+
+def play_migration(migration: list[Object], workdir: Path, stack: ExitStack, timeout: float) -> str:
+    """Step 2: the migration Pod, waited for as Helm runs its hook before the release is used; its container."""
+    migrate_file = engine.play(migration, workdir, "migrate")
+    stack.callback(engine.down, migrate_file)
+    migrate = engine.container_name(migration[0], first_container(migration[0])["name"])
+
+    def migrated() -> tuple[bool, str]:
+        current = engine.state(migrate)
+        return current["Status"] == "exited", current["Status"]
+
+    wait_for(migrated, timeout, "the migration Pod")
+    exit_code = engine.state(migrate)["ExitCode"]
+    assert exit_code == 0, f"migration exited {exit_code}:\n{engine.logs(migrate)}"
+    return migrate
+
+
+def wait_ready(component: str, obj: Object, container: str, timeout: float) -> float:
+    """Step 3: seconds until the container passes its own rendered readiness probe."""
+    return wait_for(lambda: probe_passes(obj, container), timeout, f"{component}'s readiness probe", interval=2)
+
+
+def pod_checks(
+    rendered: chart.Rendered,
+    component: str,
+    obj: Object,
+    container: str,
+    ports: dict[str, int],
+    api_key: str,
+    token: str,
+) -> dict[str, Any]:
+    """A running component's plan beside its cgroup, its CPU limit's source, and its security."""
+    plan = served_plan(component, container, ports, api_key, token)
+    cgroup = cgroup_seen(container)
+    configmap = by_component(rendered, "ConfigMap")[component]
+    checks = {
+        "cpu_limit": CPU_LIMITS[component],
+        "cgroup": cgroup,
+        "cpu_from": "cgroup" if component in transform.CGROUP_READERS else "PANORAMA_CPU_LIMIT",
+        "env_PANORAMA_CPU_LIMIT": env_value(container, "PANORAMA_CPU_LIMIT"),
+        "plan": plan_summary(plan),
+        "annotation": plan_annotation(obj),
+    }
+    assert "PANORAMA_CPU_LIMIT" in configmap["data"], f"{component}: the chart sets no CPU limit env"
+    checks["security"] = security_check(container)
+    return checks
 
 
 def served_plan(component: str, container: str, ports: dict[str, int], api_key: str, token: str) -> dict[str, Any]:
@@ -335,59 +368,74 @@ def requests(
     secret = next(o for o in rendered.of_kind("Secret") if "api-keys" in o.get("stringData", {}))
     key = secret["stringData"]["api-keys"].split(",")[0]
     assert key == api_key
-    out: dict[str, Any] = {}
-    internal = {INTERNAL_TOKEN_HEADER: token}
     with httpx.Client(base_url=f"http://127.0.0.1:{ports['gateway']}", headers={"X-API-Key": key}, timeout=60) as gw:
-        email = f"ada-{uuid.uuid4().hex[:6]}@example.com"
-        created = gw.post("/users", json={"name": "Ada", "email": email})
-        assert created.status_code == 201, created.text
-        fetched = gw.get(f"/users/{created.json()['id']}")
-        assert fetched.status_code == 200, fetched.text
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{database}") as conn:
-            row = conn.execute("SELECT name FROM users WHERE email = %s", (email,)).fetchone()
-        assert row == ("Ada",), row
-        out["gateway->io->postgres"] = {"user_id": created.json()["id"], "row_in_postgres": True}
-
-        pool_url = f"http://127.0.0.1:{ports['compute']}/debug/pool"
-        workers = int(plan_annotation(by_component(rendered, "Deployment")["compute"])["workers"])
-        before = pool_completed(pool_url, internal, workers)
-        computed = gw.post("/compute", json={"n": 1000})
-        assert computed.status_code == 200, computed.text
-        assert computed.json()["result"] == 499500
-        after = pool_completed(pool_url, internal, workers)
-        completed = sum(after.values()) - sum(before.values())
-        assert completed == 1, (before, after)
-        out["gateway->compute->pool child"] = {
-            "result": 499500,
-            "jobs_completed_by_pool_children": completed,
-            "children": sorted(pid for pids in after for pid in pids),
+        return {
+            "gateway->io->postgres": user_in_postgres(gw, database),
+            "gateway->compute->pool child": computed_by_a_pool_child(gw, rendered, ports, token),
+            "upload->worker->ffmpeg->download": video_transcoded(gw, workdir, timeout),
         }
 
-        with sample_video(workdir).open("rb") as video:
-            upload = gw.post("/upload-video", files={"file": ("sample.mp4", video, "video/mp4")})
-        assert upload.status_code == 202, upload.text
-        task_id = upload.json()["task_id"]
-        deadline = time.monotonic() + timeout
-        while True:
-            status = gw.get(f"/task/{task_id}").json()
-            if status["status"] in ("SUCCESS", "FAILURE"):
-                break
-            assert time.monotonic() < deadline, f"transcode still {status} after {timeout:.0f}s"
-            time.sleep(1)
-        assert status["status"] == "SUCCESS", status
-        video_id = status["result"].get("video_id", task_id)
-        download = gw.get(f"/videos/{video_id}")
-        assert download.status_code == 200, download.text[:300]
-        mp4 = workdir / "download.mp4"
-        mp4.write_bytes(download.content)
-        probe = subprocess.run(
-            ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", str(mp4)],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        out["upload->worker->ffmpeg->download"] = {
-            "task": task_id,
-            "bytes": len(download.content),
-            "codecs": probe.stdout.split(),
-            "result": status["result"],
-        }
-    return out
+
+def user_in_postgres(gw: httpx.Client, database: str) -> dict[str, Any]:
+    """A user created and read through the gateway is a row in the release's database."""
+    email = f"ada-{uuid.uuid4().hex[:6]}@example.com"
+    created = gw.post("/users", json={"name": "Ada", "email": email})
+    assert created.status_code == 201, created.text
+    fetched = gw.get(f"/users/{created.json()['id']}")
+    assert fetched.status_code == 200, fetched.text
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{database}") as conn:
+        row = conn.execute("SELECT name FROM users WHERE email = %s", (email,)).fetchone()
+    assert row == ("Ada",), row
+    return {"user_id": created.json()["id"], "row_in_postgres": True}
+
+
+def computed_by_a_pool_child(
+    gw: httpx.Client, rendered: chart.Rendered, ports: dict[str, int], token: str
+) -> dict[str, Any]:
+    """A /compute through the gateway is one job more completed by compute's process-pool children."""
+    internal = {INTERNAL_TOKEN_HEADER: token}
+    pool_url = f"http://127.0.0.1:{ports['compute']}/debug/pool"
+    workers = int(plan_annotation(by_component(rendered, "Deployment")["compute"])["workers"])
+    before = pool_completed(pool_url, internal, workers)
+    computed = gw.post("/compute", json={"n": 1000})
+    assert computed.status_code == 200, computed.text
+    assert computed.json()["result"] == 499500
+    after = pool_completed(pool_url, internal, workers)
+    completed = sum(after.values()) - sum(before.values())
+    assert completed == 1, (before, after)
+    return {
+        "result": 499500,
+        "jobs_completed_by_pool_children": completed,
+        "children": sorted(pid for pids in after for pid in pids),
+    }
+
+
+def video_transcoded(gw: httpx.Client, workdir: Path, timeout: float) -> dict[str, Any]:
+    """An upload through the gateway is transcoded by the worker and downloads as a playable file."""
+    with sample_video(workdir).open("rb") as video:
+        upload = gw.post("/upload-video", files={"file": ("sample.mp4", video, "video/mp4")})
+    assert upload.status_code == 202, upload.text
+    task_id = upload.json()["task_id"]
+    deadline = time.monotonic() + timeout
+    while True:
+        status = gw.get(f"/task/{task_id}").json()
+        if status["status"] in ("SUCCESS", "FAILURE"):
+            break
+        assert time.monotonic() < deadline, f"transcode still {status} after {timeout:.0f}s"
+        time.sleep(1)
+    assert status["status"] == "SUCCESS", status
+    video_id = status["result"].get("video_id", task_id)
+    download = gw.get(f"/videos/{video_id}")
+    assert download.status_code == 200, download.text[:300]
+    mp4 = workdir / "download.mp4"
+    mp4.write_bytes(download.content)
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", str(mp4)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return {
+        "task": task_id,
+        "bytes": len(download.content),
+        "codecs": probe.stdout.split(),
+        "result": status["result"],
+    }

@@ -7,7 +7,6 @@ is whose parent, in which service, with which attributes.
 
 from __future__ import annotations
 
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,7 +17,17 @@ import httpx
 import pytest
 
 from panorama.io import migrate
-from panorama.testing import OtlpReceiver, ReceivedSpan, ServiceProcess, free_port, gunicorn_command, make_clip, running
+from panorama.testing import (
+    OtlpReceiver,
+    ReceivedSpan,
+    ServiceProcess,
+    celery_worker_command,
+    free_port,
+    gunicorn_command,
+    make_clip,
+    running,
+    wait_worker_ready,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -140,17 +149,9 @@ def suite(tmp_path_factory: pytest.TempPathFactory, database_url: str, redis_url
                     url=urls[name], ready="/readyz" if name != "gateway" else "/healthz", timeout=60)
             for name in ("io", "compute", "gateway")
         ]  # fmt: skip
-        worker_cmd = [
-            sys.executable, "-m", "celery", "-A", "panorama.video_worker.celery_app", "worker", "--loglevel", "INFO",
-            "--hostname", f"traces-{uuid.uuid4().hex[:6]}@%h", "--without-mingle", "--without-gossip",
-        ]  # fmt: skip
+        worker_cmd = celery_worker_command("traces")
         with services[0], services[1], services[2], ServiceProcess(worker_cmd, env, root / "worker.log") as worker:
-            deadline = time.monotonic() + 30
-            while " ready." not in worker.output:
-                assert worker.proc is not None
-                assert worker.proc.poll() is None, worker.output[-3000:]
-                assert time.monotonic() < deadline, f"worker not ready:\n{worker.output[-3000:]}"
-                time.sleep(0.1)
+            wait_worker_ready(worker, 30)
             yield Suite(
                 urls["gateway"], urls["io"], urls["compute"], receiver, worker, f"http://127.0.0.1:{metrics_port}"
             )

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,7 +22,14 @@ import httpx
 import pytest
 import redis
 
-from panorama.testing import ServiceProcess, free_port, gunicorn_command, running
+from panorama.testing import (
+    ServiceProcess,
+    celery_worker_command,
+    free_port,
+    gunicorn_command,
+    running,
+    wait_worker_ready,
+)
 from panorama.testing import make_clip as clip
 
 pytestmark = pytest.mark.slow
@@ -86,12 +92,7 @@ class Stack:
         raise AssertionError(f"task {task_id} not in {statuses} after {timeout}s; last {seen[-1:]}")
 
     def worker(self, name: str) -> ServiceProcess:
-        cmd = [
-            sys.executable, "-m", "celery", "-A", "panorama.video_worker.celery_app", "worker",
-            "--loglevel", "INFO", "--hostname", f"{name}-{uuid.uuid4().hex[:6]}@%h", "--without-mingle",
-            "--without-gossip",
-        ]  # fmt: skip
-        return ServiceProcess(cmd, self.env, self.logs / f"{name}.log").start()
+        return ServiceProcess(celery_worker_command(name), self.env, self.logs / f"{name}.log").start()
 
     def events(self, job_id: str) -> list[dict]:
         lines = (self.storage / "jobs" / f"{job_id}.events.jsonl").read_text().splitlines()
@@ -99,17 +100,6 @@ class Stack:
 
     def files(self, folder: str) -> list[str]:
         return sorted(p.name for p in (self.storage / folder).iterdir())
-
-
-def wait_worker_ready(worker: ServiceProcess, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert worker.proc is not None
-        assert worker.proc.poll() is None, worker.output[-3000:]
-        if " ready." in worker.output:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"worker not ready after {timeout}s:\n{worker.output[-3000:]}")
 
 
 @pytest.fixture

@@ -11,10 +11,12 @@ each pod computes at start-up. charts/tests/test_sizing.py checks both agree for
 - connections = replicas (HPA maximum) x workers x (pool + overflow + sync) must fit
                 max_connections - reserved, else `fail` with how much is over.
 
-Only io holds database connections (its settings declare database_url; core.sizing.plan is called
+A component holds database connections when its facts (panorama.facts in _component.tpl) list
+"database" in its needs: only io (its settings declare database_url; core.sizing.plan is called
 with database=True), so only io is given the database's budget and checked against it. gateway,
 compute and the video worker plan with database=False: no pools, no connections, nothing to fit,
-whatever their CPU limit; their thread tokens are core's default sync pool size (10).
+whatever their CPU limit; their thread tokens are core's default sync pool size (10). Like
+_component.tpl, these templates read their component's facts and never test its name.
 */}}
 
 {{/* CPU quantity -> decimal CPUs: "500m" -> 0.5, "1.5" -> 1.5, 2 -> 2 */}}
@@ -27,17 +29,13 @@ whatever their CPU limit; their thread tokens are core's default sync pool size 
 {{- end -}}
 {{- end -}}
 
-{{/* Components that hold database connections and get the real budget. */}}
-{{- define "panorama.usesDatabase" -}}
-{{- if eq . "io" -}}true{{- end -}}
-{{- end -}}
-
 {{/*
 The plan of one component as JSON: (dict "root" $ "component" "io").
 Fails the render when the CPU limit is missing or the connections exceed the budget.
 */}}
 {{- define "panorama.plan" -}}
 {{- $root := .root -}}
+{{- $c := include "panorama.component" . | fromYaml -}}
 {{- $key := include "panorama.valuesKey" .component -}}
 {{- $v := index $root.Values $key -}}
 {{- $limits := (($v.resources).limits) | default dict -}}
@@ -64,7 +62,7 @@ Fails the render when the CPU limit is missing or the connections exceed the bud
 {{- $pool := 5 -}}
 {{- $overflow := 5 -}}
 {{- $sync := 10 -}}
-{{- $database := include "panorama.usesDatabase" .component | eq "true" -}}
+{{- $database := has "database" $c.needs -}}
 {{- if $database -}}
 {{- $replicas = ternary $v.autoscaling.maxReplicas $v.replicas $v.autoscaling.enabled | int -}}
 {{- $maxConnections = int $root.Values.database.maxConnections -}}
@@ -95,15 +93,18 @@ Fails the render when the CPU limit is missing or the connections exceed the bud
 {{/* The sizing env of one component, from its plan: (dict "root" $ "component" "io") */}}
 {{- define "panorama.sizingEnv" -}}
 {{- $plan := include "panorama.plan" . | fromJson -}}
+{{- $c := include "panorama.component" . | fromYaml -}}
+{{- $v := index .root.Values (include "panorama.valuesKey" .component) -}}
 PANORAMA_CPU_LIMIT: {{ $plan.cpuLimit | toString | quote }}
-{{- if ne .component "video-worker" }}
+{{- if $c.http }}
 WEB_CONCURRENCY: {{ $plan.workers | int | toString | quote }}
 {{- else }}
+{{- /* A Celery worker (the video worker): its children, and the time limits of its jobs. */}}
 PANORAMA_CELERY_CONCURRENCY: {{ $plan.celeryConcurrency | int | toString | quote }}
 {{- /* The worker's own limits follow longestJobSeconds, which also sets its grace period: a job
      that outlives them is stopped (soft) or killed (hard) before the kubelet's SIGKILL, and Redis
      redelivers an unacked job only after both. */}}
-{{- $longest := int .root.Values.videoWorker.longestJobSeconds }}
+{{- $longest := int $v.longestJobSeconds }}
 PANORAMA_VIDEO_SOFT_TIME_LIMIT: {{ sub $longest 30 | toString | quote }}
 PANORAMA_VIDEO_TIME_LIMIT: {{ $longest | toString | quote }}
 PANORAMA_VISIBILITY_TIMEOUT: {{ add $longest 300 | toString | quote }}

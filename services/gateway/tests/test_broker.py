@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,17 +15,9 @@ from panorama.gateway.app import create_app
 from panorama.gateway.jobs import VideoJobs
 from panorama.gateway.probe import VideoInfo
 from panorama.gateway.settings import GatewaySettings
-from panorama.testing import free_port, throwaway_rabbitmq_vhost
+from panorama.testing import free_port
 
 KEY = "broker-tests-key-0123456789"
-
-
-@pytest.fixture
-def vhost() -> Iterator[str]:
-    with throwaway_rabbitmq_vhost() as url:
-        if url is None:
-            pytest.skip("rabbitmqctl missing or unable to manage the local RabbitMQ")
-        yield url
 
 
 def settings(tmp_path: Path, broker_url: str, redis_url: str) -> GatewaySettings:
@@ -55,21 +46,21 @@ def submit(jobs: VideoJobs, tmp_path: Path) -> str:
 
 
 def test_a_job_is_published_to_rabbitmq_and_readiness_checks_the_broker(
-    tmp_path: Path, vhost: str, redis_url: str
+    tmp_path: Path, rabbitmq_vhost: str, redis_url: str
 ) -> None:
-    jobs = VideoJobs(settings(tmp_path, vhost, redis_url))
+    jobs = VideoJobs(settings(tmp_path, rabbitmq_vhost, redis_url))
     jobs.prepare()
     try:
         # The worker declares the queue when it starts consuming; here the publisher's own declare does.
         job_id = submit(jobs, tmp_path)
         assert jobs.known(job_id)
-        assert queued(vhost) == 1
+        assert queued(rabbitmq_vhost) == 1
     finally:
         jobs.close()
 
 
-async def test_readyz_reports_the_broker(tmp_path: Path, vhost: str, redis_url: str) -> None:
-    for url, ok in ((vhost, True), (f"amqp://guest:guest@127.0.0.1:{free_port()}/", False)):
+async def test_readyz_reports_the_broker(tmp_path: Path, rabbitmq_vhost: str, redis_url: str) -> None:
+    for url, ok in ((rabbitmq_vhost, True), (f"amqp://guest:guest@127.0.0.1:{free_port()}/", False)):
         app = create_app(settings(tmp_path, url, redis_url))
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from panorama.gateway.app import create_app
 from panorama.gateway.settings import GatewaySettings
-from panorama.testing import free_port
+from panorama.testing.local_site import local_site
 
 KEY = "security-test-key-0123456789"
 TOKEN = "internal-token-0123456789abcdef"
@@ -21,14 +21,8 @@ async def fake_io() -> tuple[str, list[dict[str, str]]]:
         seen.append({k.lower(): v for k, v in request.headers.items()})
         return web.json_response({"key": request.match_info["key"], "value": "v"})  # a CachedValue, as io answers
 
-    app = web.Application()
-    app.router.add_get("/cached/{key}", echo)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}", seen
-    await runner.cleanup()
+    async with local_site({"/cached/{key}": echo}) as url:
+        yield url, seen
 
 
 def gateway(io_url: str, **overrides: object) -> object:

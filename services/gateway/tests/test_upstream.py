@@ -16,6 +16,7 @@ from panorama.core.contract import ComputeResult
 from panorama.core.errors import Problem
 from panorama.gateway.upstream import Upstream
 from panorama.testing import free_port
+from panorama.testing.local_site import local_site
 
 
 class Echo(BaseModel):
@@ -24,8 +25,6 @@ class Echo(BaseModel):
 
 @pytest.fixture
 async def downstream() -> AsyncIterator[str]:
-    port = free_port()
-
     async def ok(request: web.Request) -> web.Response:
         return web.json_response({"q": request.query.get("q")}, status=201, headers={"X-Cache": "hit", "X-Secret": "s"})
 
@@ -36,14 +35,8 @@ async def downstream() -> AsyncIterator[str]:
         await asyncio.sleep(2)
         return web.Response(text="late")
 
-    app = web.Application()
-    for path, handler in (("/ok", ok), ("/crash", crash), ("/slow", slow)):
-        app.router.add_get(path, handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with local_site({"/ok": ok, "/crash": crash, "/slow": slow}) as url:
+        yield url
 
 
 @pytest.fixture

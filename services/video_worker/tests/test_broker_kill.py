@@ -15,10 +15,9 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,7 @@ import redis
 from celery import Celery
 
 from panorama.core.queue import PROCESS_VIDEO_TASK, StorageLayout, celery_config
-from panorama.testing import ServiceProcess, throwaway_rabbitmq_vhost
+from panorama.testing import ServiceProcess, celery_worker_command, wait_worker_ready
 
 pytestmark = pytest.mark.slow
 
@@ -44,14 +43,6 @@ WORKER_ENV = {
 }
 
 
-@pytest.fixture
-def rabbitmq_vhost() -> Iterator[str]:
-    with throwaway_rabbitmq_vhost() as url:
-        if url is None:
-            pytest.skip("rabbitmqctl missing or unable to manage the local RabbitMQ")
-        yield url
-
-
 # Ten seconds at `veryslow`: the doomed worker's ffmpeg must still be running once the standby is up,
 # which under load takes seconds (a 4 s clip was sometimes done before the test could look).
 @pytest.fixture(scope="module")
@@ -67,17 +58,8 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def start_worker(name: str, env: dict[str, str], logs: Path) -> ServiceProcess:
-    cmd = [
-        sys.executable, "-m", "celery", "-A", "panorama.video_worker.celery_app", "worker", "--loglevel", "INFO",
-        "--hostname", f"{name}-{uuid.uuid4().hex[:6]}@%h", "--without-mingle", "--without-gossip",
-    ]  # fmt: skip
-    worker = ServiceProcess(cmd, env, logs / f"{name}.log").start()
-    deadline = time.monotonic() + 60
-    while " ready." not in worker.output:
-        assert worker.proc is not None
-        assert worker.proc.poll() is None, worker.output[-3000:]
-        assert time.monotonic() < deadline, f"worker not ready:\n{worker.output[-3000:]}"
-        time.sleep(0.1)
+    worker = ServiceProcess(celery_worker_command(name), env, logs / f"{name}.log").start()
+    wait_worker_ready(worker, 60)
     return worker
 
 

@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ import redis
 from celery import Celery
 
 from panorama.core.queue import PROCESS_VIDEO_TASK, VIDEO_QUEUE, StorageLayout, celery_config
-from panorama.testing import ServiceProcess
+from panorama.testing import ServiceProcess, celery_worker_command, wait_worker_ready
 from panorama.testing import make_clip as clip
 from panorama.video_worker.journal import Journal
 
@@ -80,19 +79,9 @@ class Rig:
     started: list[ServiceProcess]
 
     def worker(self, name: str) -> ServiceProcess:
-        cmd = [
-            sys.executable, "-m", "celery", "-A", "panorama.video_worker.celery_app", "worker",
-            "--loglevel", "INFO", "--hostname", f"{name}-{uuid.uuid4().hex[:6]}@%h", "--without-mingle",
-            "--without-gossip",
-        ]  # fmt: skip
-        worker = ServiceProcess(cmd, self.env, self.logs / f"{name}.log").start()
+        worker = ServiceProcess(celery_worker_command(name), self.env, self.logs / f"{name}.log").start()
         self.started.append(worker)
-        assert worker.proc is not None
-        deadline = time.monotonic() + 30
-        while " ready." not in worker.output:
-            assert worker.proc.poll() is None, worker.output[-3000:]
-            assert time.monotonic() < deadline, f"worker not ready:\n{worker.output[-3000:]}"
-            time.sleep(0.1)
+        wait_worker_ready(worker, 30)
         return worker
 
     def submit(self, clip: Path) -> str:

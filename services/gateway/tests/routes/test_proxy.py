@@ -9,13 +9,11 @@ import httpx
 import pytest
 from aiohttp import web
 
-from panorama.testing import free_port
+from panorama.testing.local_site import local_site
 
 
 @pytest.fixture
 async def target() -> AsyncIterator[str]:
-    port = free_port()
-
     async def page(request: web.Request) -> web.Response:
         return web.Response(text="outside world")
 
@@ -23,14 +21,8 @@ async def target() -> AsyncIterator[str]:
         await asyncio.sleep(3)
         return web.Response(text="late")
 
-    app = web.Application()
-    app.router.add_get("/page", page)
-    app.router.add_get("/slow", slow)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with local_site({"/page": page, "/slow": slow}) as url:
+        yield url
 
 
 async def test_allow_listed_url_is_fetched(gateway: httpx.AsyncClient, target: str) -> None:

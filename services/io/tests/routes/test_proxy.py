@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 
 from panorama.testing import free_port
+from panorama.testing.local_site import local_site
 
 IoClient = Callable[..., Any]
 
@@ -38,15 +39,16 @@ async def target() -> AsyncIterator[str]:
     async def loop(request: web.Request) -> web.Response:
         raise web.HTTPFound("/loop")
 
-    app = web.Application()
-    for path, handler in (("/hello", hello), ("/slow", slow), ("/big", big), ("/to-hello", to_hello),
-                          ("/to-localhost", to_localhost), ("/loop", loop)):  # fmt: skip
-        app.router.add_get(path, handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    routes = {
+        "/hello": hello,
+        "/slow": slow,
+        "/big": big,
+        "/to-hello": to_hello,
+        "/to-localhost": to_localhost,
+        "/loop": loop,
+    }
+    async with local_site(routes, port) as url:
+        yield url
 
 
 async def test_allow_listed_local_host_is_fetched(make_io: IoClient, target: str) -> None:

@@ -95,6 +95,25 @@ def gunicorn_command(app: str, port: int, *, workers: int | None = 1) -> list[st
     return cmd
 
 
+def celery_worker_command(name: str) -> list[str]:
+    """The video worker as the tests run it: node ``<name>-<random>@<host>``, alone (no mingle, no gossip)."""
+    return [
+        sys.executable, "-m", "celery", "-A", "panorama.video_worker.celery_app", "worker",
+        "--loglevel", "INFO", "--hostname", f"{name}-{uuid.uuid4().hex[:6]}@%h", "--without-mingle",
+        "--without-gossip",
+    ]  # fmt: skip
+
+
+def wait_worker_ready(worker: ServiceProcess, timeout: float = 30.0) -> None:
+    """Until a started Celery worker logs that it is ready; its output in the failure if it exits first."""
+    deadline = time.monotonic() + timeout
+    while " ready." not in worker.output:
+        assert worker.proc is not None
+        assert worker.proc.poll() is None, worker.output[-3000:]
+        assert time.monotonic() < deadline, f"worker not ready:\n{worker.output[-3000:]}"
+        time.sleep(0.1)
+
+
 class ServiceProcess:
     """A real process (gunicorn, celery) started for a test, with its output kept in a file."""
 

@@ -10,7 +10,9 @@ from typing import Any
 import psycopg
 from sqlalchemy import make_url
 
+from panorama.core.contract import DEADLINE_HEADER
 from panorama.io import migrate
+from panorama.io.admission import ANSWER_RESERVE
 from panorama.testing import free_port
 
 IoClient = Callable[..., Any]
@@ -20,11 +22,11 @@ def _psycopg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def test_pool_exhaustion_returns_503_within_timeout_and_pool_recovers(
+async def test_pool_exhaustion_returns_503_within_the_budget_and_pool_recovers(
     make_io: IoClient, migrated_url: str
 ) -> None:
-    pool_timeout = 1.0
-    settings = {"database_url": migrated_url, "db_pool_size": 1, "db_max_overflow": 0, "db_pool_timeout": pool_timeout}
+    budget = 1.5  # X-Request-Timeout: the request waits its turn until this less the answer's reserve
+    settings = {"database_url": migrated_url, "db_pool_size": 1, "db_max_overflow": 0, "db_pool_timeout": 1.0}
     async with make_io(**settings) as (client, _):
         assert (await client.get("/users")).status_code == 200
         # Hold a lock that makes the pool's only connection wait inside a query.
@@ -36,17 +38,78 @@ async def test_pool_exhaustion_returns_503_within_timeout_and_pool_recovers(
                     break
                 await asyncio.sleep(0.02)
             start = time.perf_counter()
-            refused = await client.get("/users")
+            refused = await client.get("/users", headers={DEADLINE_HEADER: str(budget)})
             waited = time.perf_counter() - start
             assert refused.status_code == 503
             assert refused.json()["title"] == "Database pool exhausted"
             assert int(refused.headers["retry-after"]) >= 1
-            assert pool_timeout * 0.8 <= waited < pool_timeout + 1.5
+            assert (budget - ANSWER_RESERVE) * 0.8 <= waited < budget + 1.0
             holder.commit()
         assert (await stuck).status_code == 200
         after = await client.get("/users")
         assert after.status_code == 200
-        assert (await client.get("/debug/pool")).json()["async_pool"]["checked_out"] == 0
+        report = (await client.get("/debug/pool")).json()
+        assert report["async_pool"]["checked_out"] == 0
+        assert report["async_admission"]["refused"] == 1
+
+
+async def test_a_burst_of_misses_larger_than_the_pool_queues_and_succeeds_within_the_budget(
+    make_io: IoClient, migrated_url: str, new_email: Callable[..., str]
+) -> None:
+    """60 reads of distinct users through 2 connections, all held up 1.2 s by a lock: every one is a
+    200 within the budget, though SQLAlchemy's own pool timeout (0.5 s here) is far shorter."""
+    settings = {"database_url": migrated_url, "db_pool_size": 1, "db_max_overflow": 1, "db_pool_timeout": 0.5}
+    burst, budget = 60, 4.0
+    async with make_io(**settings) as (client, _):
+        ids = [(await client.post("/users", json={"name": "B", "email": new_email("burst")})).json()["id"]
+               for _ in range(burst)]  # fmt: skip
+        with psycopg.connect(_psycopg_dsn(migrated_url)) as holder:
+            holder.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+            start = time.perf_counter()
+            reads = [
+                asyncio.create_task(client.get(f"/users/{i}", headers={DEADLINE_HEADER: str(budget)})) for i in ids
+            ]
+            await asyncio.sleep(1.2)
+            pool = (await client.get("/debug/pool")).json()
+            assert pool["async_pool"]["checked_out"] == 2
+            assert pool["async_admission"]["waiting"] == burst - 2
+            holder.commit()
+        answers = await asyncio.gather(*reads)
+        took = time.perf_counter() - start
+    assert [a.status_code for a in answers] == [200] * burst
+    assert {a.headers["x-cache"] for a in answers} == {"miss"}
+    assert took < budget
+
+
+async def test_a_budget_that_cannot_be_met_is_a_prompt_503_for_the_queued_reads(
+    make_io: IoClient, migrated_url: str, new_email: Callable[..., str]
+) -> None:
+    """The two admitted reads wait on the lock until statement_timeout (504); the queued ones are
+    refused at their budget less the reserve (503 with Retry-After), none hangs."""
+    settings = {
+        "database_url": migrated_url,
+        "db_pool_size": 1,
+        "db_max_overflow": 1,
+        "db_statement_timeout_ms": 3000,
+    }
+    burst, budget = 12, 1.5
+    async with make_io(**settings) as (client, _):
+        ids = [(await client.post("/users", json={"name": "B", "email": new_email("late")})).json()["id"]
+               for _ in range(burst)]  # fmt: skip
+        with psycopg.connect(_psycopg_dsn(migrated_url)) as holder:
+            holder.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+
+            async def read(user_id: int) -> tuple[int, float, str | None]:
+                start = time.perf_counter()
+                answer = await client.get(f"/users/{user_id}", headers={DEADLINE_HEADER: str(budget)})
+                return answer.status_code, time.perf_counter() - start, answer.headers.get("retry-after")
+
+            results = await asyncio.gather(*(read(i) for i in ids))
+            holder.rollback()
+    refused = [r for r in results if r[0] == 503]
+    assert len(refused) == burst - 2
+    assert all(budget - ANSWER_RESERVE - 0.2 <= took < budget + 0.5 and after for _, took, after in refused)
+    assert sorted(r[0] for r in results if r[0] != 503) == [504, 504]
 
 
 async def test_postgres_outage_is_503_and_recovers_without_restart(make_io: IoClient, throwaway_postgres: Any) -> None:

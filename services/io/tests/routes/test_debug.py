@@ -22,6 +22,7 @@ async def test_pool_status_reports_the_planned_sizes(make_io: IoClient, migrated
         assert report["sync_pool"]["size"] == 4
         assert report["sync_pool"]["max_overflow"] == 0
         assert report["async_pool"]["checked_out"] == 0
+        assert report["async_admission"]["slots"] == 5  # pool_size + max_overflow: the pool never has a waiter
         loop = (await client.get("/debug/loop")).json()
         assert loop["thread_tokens"] == 4
 

@@ -13,9 +13,11 @@ the same rules) and by the docs. Rules, per pod:
 - DB connections: ``replicas * workers * (pool_size + max_overflow + sync_pool_size)`` must fit
   ``max_connections - reserved_connections``; otherwise the plan is refused, saying by how much.
   A service with no database (``database=False``) opens no connections and has no budget to fit.
-- Pool waits (io): a request waits up to ``pool_timeout`` (3 s) for a DB or Redis connection, so a
-  burst of cheap reads queues within the request budget (the gateway's 5 s) instead of failing;
-  503 only when even that wait runs out.
+- Pool waits (io): a request waits its turn for a DB connection, first come first served (a FIFO
+  queue as deep as the async pool, ``panorama.io.admission``), for as long as its budget allows
+  (``X-Request-Timeout`` or io's ``request_timeout``, 5 s like the gateway's, less 0.5 s to answer),
+  so a burst of cheap reads queues instead of failing; 503 only when the budget cannot be met. A
+  Redis connection, and a DB checkout outside that queue, waits up to ``pool_timeout`` (3 s).
 - Redis connections (io): ``redis_connections`` per worker; ``replicas * workers * redis_connections``
   must fit Redis' ``maxclients`` (10,000 by default) less a reserve, else the plan is refused.
 - Upstream sockets (gateway): ``upstream_connections`` per downstream per worker (1024 by default),
@@ -209,8 +211,8 @@ def _pool_wait(pool_timeout: float) -> str:
     if not math.isfinite(pool_timeout) or pool_timeout <= 0:
         raise PlanError(f"pool_timeout must be a positive number of seconds, got {pool_timeout!r}")
     return (
-        f"pool wait = {pool_timeout:g}s for a DB or Redis connection: a burst of reads queues within "
-        "the request budget instead of failing; 503 when the wait runs out"
+        f"pool wait = {pool_timeout:g}s for a Redis connection; a DB connection is waited for in turn (FIFO) "
+        "within the request's budget less 0.5s: a burst of reads queues instead of failing; 503 when it runs out"
     )
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from panorama.core.bodylimit import BodyLimitMiddleware
 from panorama.core.health import Check
 from panorama.core.service import create_service_app
+from panorama.io.admission import Admission
 from panorama.io.cache import make_cache
 from panorama.io.db import ensure_sqlite_dir, make_diagnostics_engine, make_engine, make_sessionmaker, make_sync_engine
 from panorama.io.failures import install_db_error_handlers
@@ -47,6 +48,8 @@ def create_app(settings: IoSettings | None = None) -> FastAPI:
         engine = make_engine(settings, plan)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        # FIFO turns for the async pool's connections, as many as it holds: the pool never has a waiter.
+        app.state.db_admission = Admission(plan.db_pool_size + plan.db_max_overflow)
         # The same pool, for single-statement reads (the read-through loaders): no transaction.
         app.state.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         app.state.sync_engine = make_sync_engine(settings, plan)

@@ -1,7 +1,9 @@
 """Database failures as answers the caller can act on: 503 with ``Retry-After``, 504, never a bare 500.
 
-- Pool exhausted: SQLAlchemy raises ``TimeoutError`` after ``pool_timeout``; that is back-pressure,
-  so 503 with ``Retry-After`` rather than a hang.
+- Pool exhausted: no turn for a connection within the request's budget
+  (:class:`~panorama.io.admission.AdmissionTimeout`), or SQLAlchemy's ``TimeoutError`` after
+  ``pool_timeout`` on a path without admission; that is back-pressure, so 503 with ``Retry-After``
+  rather than a hang.
 - Postgres unreachable or restarting: the driver's connection errors, and
   :class:`~panorama.io.db.DatabaseUnreachable` when no connection opens at all; 503 as well. The pool's
   pre-ping drops the dead connections, so the next request after Postgres returns succeeds
@@ -20,6 +22,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 
 from panorama.core.errors import problem_response
+from panorama.io.admission import AdmissionTimeout
 from panorama.io.db import DatabaseUnreachable
 
 log = logging.getLogger(__name__)
@@ -74,6 +77,7 @@ async def _connect_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install_db_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(sa_exc.TimeoutError, _pool_timeout)
+    app.add_exception_handler(AdmissionTimeout, _pool_timeout)
     app.add_exception_handler(sa_exc.DBAPIError, _db_error)
     app.add_exception_handler(sa_exc.InterfaceError, _db_error)
     app.add_exception_handler(DatabaseUnreachable, _connect_error)

@@ -21,6 +21,12 @@ class IoSettings(PanoramaSettings):
         gt=0,
         description="seconds to wait for a pooled DB or Redis connection (a burst queues instead of failing)",
     )
+    request_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="budget (s) of a request when X-Request-Timeout is absent, and its cap: the gateway's "
+        "timeout_default; a request waits its turn for a DB connection until this less 0.5 s, then 503",
+    )
     db_pool_recycle: int = Field(
         default=1800, ge=-1, description="seconds after which a pooled connection is replaced (-1: never)"
     )

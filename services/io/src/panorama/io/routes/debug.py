@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from panorama.io.admission import AdmissionStatus
 from panorama.io.db import PoolStatus, pool_status
 
 router = APIRouter(prefix="/debug", tags=["debug"])
@@ -27,6 +28,8 @@ LOCK_WAITS = text(
 class PoolReport(BaseModel):
     async_pool: PoolStatus
     sync_pool: PoolStatus
+    # The FIFO turns in front of the async pool: requests waiting, refused (503) and the longest wait.
+    async_admission: AdmissionStatus
 
 
 class LockWait(BaseModel):
@@ -47,9 +50,12 @@ class LockReport(BaseModel):
 
 @router.get("/pool")
 async def pool(request: Request) -> PoolReport:
-    """Size, checked-out connections and overflow of the async and sync pools."""
+    """Size, checked-out connections and overflow of the async and sync pools, and the async pool's queue."""
+    state = request.app.state
     return PoolReport(
-        async_pool=pool_status(request.app.state.engine.pool), sync_pool=pool_status(request.app.state.sync_engine.pool)
+        async_pool=pool_status(state.engine.pool),
+        sync_pool=pool_status(state.sync_engine.pool),
+        async_admission=state.db_admission.status(),
     )
 
 

@@ -13,7 +13,7 @@ from panorama.core import contract
 from panorama.core.contract import PAGE_MAX, USER_ID_MAX, UserCreate, UserPage, UserUpdate
 from panorama.core.errors import Problem
 from panorama.io.cache import CacheUnavailable
-from panorama.io.deps import CacheDep, SessionDep
+from panorama.io.deps import CacheDep, DeadlineDep, SessionDep
 from panorama.io.models import User
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -73,18 +73,19 @@ async def list_users(
 
 
 @router.get("/{user_id}", responses={404: {"description": "no such user"}})
-async def get_user(user_id: UserId, request: Request, response: Response) -> contract.User:
+async def get_user(user_id: UserId, request: Request, response: Response, deadline: DeadlineDep) -> contract.User:
     """One user, from the cache if present (``X-Cache: hit``), else from the database (``miss``).
 
     Read-through (:mod:`panorama.io.readthrough`): concurrent misses for one user are one query,
-    and a hot user is refreshed before its entry expires. No session is opened for a hit.
+    and a hot user is refreshed before its entry expires. No session is opened for a hit; a miss
+    waits its turn for a connection within the request's budget (:mod:`panorama.io.admission`).
     """
-    engine = request.app.state.read_engine
+    engine, admission = request.app.state.read_engine, request.app.state.db_admission
 
     async def load() -> dict[str, Any] | None:
         # One autocommit statement: no BEGIN and no ROLLBACK round trips around it, so a miss holds
         # its pooled connection for one query (the pool's pre-ping aside), not three.
-        async with engine.connect() as conn:
+        async with admission.slot(deadline), engine.connect() as conn:
             row = (await conn.execute(select(User.__table__).where(User.id == user_id))).mappings().first()
         return None if row is None else contract.User.model_validate(dict(row)).model_dump(mode="json")
 

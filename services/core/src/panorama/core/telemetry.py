@@ -177,28 +177,102 @@ def tracer_provider() -> TracerProvider | None:
 def instrument_fastapi(app: FastAPI, *, tracer_provider: Any = None) -> bool:
     """One server span per request (excluding probes and scrapes); True when the app was instrumented.
 
-    Instruments when tracing is enabled, or when a ``tracer_provider`` is passed (tests).
+    Instruments when tracing is enabled, or when a ``tracer_provider`` is passed (tests: every
+    request is traced, no sampling gate). The span is :class:`ServerSpanMiddleware`'s, behind the
+    :class:`SamplingGate`; the app is marked the way OpenTelemetry's instrumentors mark theirs.
     """
     if tracer_provider is None and not telemetry_enabled():
         return False
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    # A proxy tracer until the provider is installed after fork: building the app first is fine.
+    tracer = trace.get_tracer("panorama.core.telemetry", tracer_provider=tracer_provider)
+    build = app.build_middleware_stack
 
-    # Matched (re.search) against the full URL without its query string.
-    excluded = ",".join(f"^https?://[^/]+{path}$" for path in EXCLUDED_PATHS)
-    # The instrumentor resolves the global provider lazily (a proxy), so building the app before
-    # setup_telemetry runs in the same process is fine.
-    FastAPIInstrumentor.instrument_app(
-        app,
-        excluded_urls=excluded,
-        tracer_provider=tracer_provider,
-        server_request_hook=mark_synthetic,
-        # One span per ASGI message (two "http send" per response) doubled the spans per request and
-        # said nothing the server span does not (loadtests/bench_tracing.py measured the cost).
-        exclude_spans=["receive", "send"],
-    )
-    if tracer_provider is None:
-        _gate_middleware_stack(app)
+    def build_middleware_stack() -> Any:
+        plain = build()  # ServerErrorMiddleware(the app's middleware(the router))
+        traced = ServerSpanMiddleware(plain, tracer)
+        sampler = getattr(_provider, "sampler", None)
+        if tracer_provider is not None or not isinstance(sampler, GateSampler):
+            return traced  # a test's provider: every request is recorded
+        return SamplingGate(traced, plain, sampler.inner)
+
+    app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
+    app._is_instrumented_by_opentelemetry = True  # type: ignore[attr-defined]
     return True
+
+
+class ServerSpanMiddleware:
+    """The SERVER span of a recorded request: the parent from ``traceparent``, the ``http.*``
+    attributes OpenTelemetry's ASGI instrumentation sets (same names), ``http.route`` and the span
+    name ``"GET /users/{user_id}"`` once the router has matched, the status, and an exception event.
+
+    Measured reason (docs/observability.md): with every request recorded, the contrib ASGI
+    middleware was the largest piece of the tracing cost: it matched every route a second time to
+    name the span (``_get_default_span_details`` walks the app's routes), collected attributes
+    through several layers of helpers, and wrapped send and receive. This one reads the scope once.
+    """
+
+    def __init__(self, app: Any, tracer: Any) -> None:
+        self.app = app
+        self.tracer = tracer
+        self.excluded = frozenset(EXCLUDED_PATHS)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("path") in self.excluded:
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        parent = propagate.extract(scope, getter=_HEADERS)
+        with self.tracer.start_as_current_span(
+            method, context=parent, kind=trace.SpanKind.SERVER, attributes=_request_attributes(scope)
+        ) as span:
+            mark_synthetic(span, scope)
+
+            async def send_noting_status(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    span.set_attribute("http.status_code", status)
+                    if status >= 500:
+                        span.set_status(trace.Status(trace.StatusCode.ERROR))
+                await send(message)
+
+            try:
+                await self.app(scope, receive, send_noting_status)
+            finally:
+                route = getattr(scope.get("route"), "path", None)
+                if route:
+                    span.set_attribute("http.route", route)
+                    span.update_name(f"{method} {route}")
+
+
+def _request_attributes(scope: dict[str, Any]) -> dict[str, Any]:
+    """The request's ``http.*``/``net.*`` attributes, as the contrib ASGI instrumentation names them."""
+    scheme = scope.get("scheme", "http")
+    server = scope.get("server") or ("", 0)
+    client = scope.get("client")
+    host = user_agent = None
+    for name, value in scope.get("headers", ()):
+        if name == b"host":
+            host = value.decode("latin-1")
+        elif name == b"user-agent":
+            user_agent = value.decode("latin-1")
+    host = host or f"{server[0]}:{server[1]}"
+    target = scope.get("path", "")
+    query = scope.get("query_string", b"")
+    attributes: dict[str, Any] = {
+        "http.scheme": scheme,
+        "http.host": host,
+        "net.host.port": server[1],
+        "http.flavor": scope.get("http_version", "1.1"),
+        "http.target": target,
+        "http.url": f"{scheme}://{host}{target}" + (f"?{query.decode('latin-1')}" if query else ""),
+        "http.method": scope["method"],
+        "http.server_name": host.rsplit(":", 1)[0] if ":" in host and not host.endswith("]") else host,
+    }
+    if user_agent is not None:
+        attributes["http.user_agent"] = user_agent
+    if client:
+        attributes["net.peer.ip"], attributes["net.peer.port"] = client[0], client[1]
+    return attributes
 
 
 # --- the sampling gate: an unsampled request skips the instrumentation it would throw away.
@@ -293,23 +367,6 @@ class SamplingGate:
             await self.plain(scope, receive, send)
         finally:
             otel_context.detach(token)
-
-
-def _gate_middleware_stack(app: FastAPI) -> None:
-    """Put a :class:`SamplingGate` around the instrumented stack (built lazily by Starlette)."""
-    instrumented = app.build_middleware_stack
-
-    def build_middleware_stack() -> Any:
-        outer = instrumented()  # ServerErrorMiddleware(OpenTelemetryMiddleware(the app's stack))
-        otel = getattr(outer, "app", None)
-        plain = getattr(otel, "app", None)
-        provider = _provider
-        sampler = getattr(provider, "sampler", None)
-        if plain is None or type(otel).__name__ != "OpenTelemetryMiddleware" or not isinstance(sampler, GateSampler):
-            return outer  # not our provider (a test's), or an instrumentor that changed shape
-        return SamplingGate(outer, plain, sampler.inner)
-
-    app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
 
 
 SYNTHETIC_HEADER = b"x-panorama-synthetic"

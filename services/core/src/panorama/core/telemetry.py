@@ -201,9 +201,10 @@ def instrument_fastapi(app: FastAPI, *, tracer_provider: Any = None) -> bool:
 
 
 class ServerSpanMiddleware:
-    """The SERVER span of a recorded request: the parent from ``traceparent``, the ``http.*``
-    attributes OpenTelemetry's ASGI instrumentation sets (same names), ``http.route`` and the span
-    name ``"GET /users/{user_id}"`` once the router has matched, the status, and an exception event.
+    """The SERVER span of a recorded request: the parent from ``traceparent``, a few ``http.*``
+    attributes named as OpenTelemetry's ASGI instrumentation names them (``_request_attributes``),
+    ``http.route`` and the span name ``"GET /users/{user_id}"`` once the router has matched, the
+    status, and an exception event.
 
     Measured reason (docs/observability.md): with every request recorded, the contrib ASGI
     middleware was the largest piece of the tracing cost: it matched every route a second time to
@@ -245,33 +246,17 @@ class ServerSpanMiddleware:
 
 
 def _request_attributes(scope: dict[str, Any]) -> dict[str, Any]:
-    """The request's ``http.*``/``net.*`` attributes, as the contrib ASGI instrumentation names them."""
-    scheme = scope.get("scheme", "http")
-    server = scope.get("server") or ("", 0)
+    """The request's attributes, by the names OpenTelemetry's ASGI instrumentation uses: the method,
+    the path (``http.target``) and the caller (``net.peer.ip``); ``http.route`` and
+    ``http.status_code`` follow. The rest of what that instrumentation records (scheme, host,
+    server name and port, flavor, full URL, user agent, peer port) is left out: every attribute
+    costs each recorded span about 2 µs to set and 2.5 µs to encode for export (measured: 13
+    attributes 47 µs of OTLP encoding per span, 4 attributes 25 µs), and those say nothing a
+    trace of this suite is read for."""
+    attributes: dict[str, Any] = {"http.method": scope["method"], "http.target": scope.get("path", "")}
     client = scope.get("client")
-    host = user_agent = None
-    for name, value in scope.get("headers", ()):
-        if name == b"host":
-            host = value.decode("latin-1")
-        elif name == b"user-agent":
-            user_agent = value.decode("latin-1")
-    host = host or f"{server[0]}:{server[1]}"
-    target = scope.get("path", "")
-    query = scope.get("query_string", b"")
-    attributes: dict[str, Any] = {
-        "http.scheme": scheme,
-        "http.host": host,
-        "net.host.port": server[1],
-        "http.flavor": scope.get("http_version", "1.1"),
-        "http.target": target,
-        "http.url": f"{scheme}://{host}{target}" + (f"?{query.decode('latin-1')}" if query else ""),
-        "http.method": scope["method"],
-        "http.server_name": host.rsplit(":", 1)[0] if ":" in host and not host.endswith("]") else host,
-    }
-    if user_agent is not None:
-        attributes["http.user_agent"] = user_agent
     if client:
-        attributes["net.peer.ip"], attributes["net.peer.port"] = client[0], client[1]
+        attributes["net.peer.ip"] = client[0]
     return attributes
 
 

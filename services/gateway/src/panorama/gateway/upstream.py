@@ -96,12 +96,11 @@ class Upstream:
             propagate.inject(carrier)  # sampled=0: the downstream makes the same decision
             return await self._call(method, path, timeout, json, params, carrier, data)
         url = self.base_url + path
-        attributes = {"http.method": method, "http.request.method": method, "http.url": url, "url.full": url}
+        attributes = {"http.method": method, "http.url": url}  # as the aiohttp instrumentation names them
         with _tracer.start_as_current_span(method, kind=SpanKind.CLIENT, attributes=attributes) as span:
             propagate.inject(carrier)
             response = await self._call(method, path, timeout, json, params, carrier, data)
             span.set_attribute("http.status_code", response.status)
-            span.set_attribute("http.response.status_code", response.status)
             if response.status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
             return response

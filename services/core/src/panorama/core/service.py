@@ -171,19 +171,19 @@ def create_service_app(
     lifespan: Lifespan | None = None,
     readiness_checks: Callable[[FastAPI], Mapping[str, Check]] = lambda app: {},
     debug_routes: bool = True,
-    internal_only: bool = True,
     public: bool = False,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
     """A FastAPI app with Panorama's shared lifespan, errors, ``/healthz``, ``/readyz``, ``/debug``.
 
-    ``debug_routes`` adds ``/debug/*``; ``internal_only`` (a service behind the gateway) refuses
-    calls without the internal token when one is configured. The two are separate switches.
-    ``public`` (the gateway): ``/readyz`` says ready or not without the reasons, and ``/metrics`` is
-    not served on the app's port; the gunicorn master serves it on ``PANORAMA_METRICS_PORT``.
+    ``debug_routes`` adds ``/debug/*`` (a separate switch). ``public`` says who calls the app:
+    clients (the gateway): ``/readyz`` says ready or not without the reasons, ``/metrics`` is not
+    served on the app's port (the gunicorn master serves it on ``PANORAMA_METRICS_PORT``), and no
+    internal token is asked, since clients never hold it; otherwise (a service behind the gateway)
+    calls without the internal token are refused when ``PANORAMA_INTERNAL_TOKEN`` is set.
     """
-    # FastAPI's own OpenTelemetry (0.165+) stays off: the contrib instrumentation behind the sampling
-    # gate makes the spans, and the native wrapper cost every request something even when it yielded.
+    # FastAPI's own OpenTelemetry (0.165+) stays off: panorama.core.telemetry's server span behind the
+    # sampling gate makes the spans, and the native wrapper cost every request something even when it yielded.
     fastapi_kwargs.setdefault("telemetry", {"tracing": False, "metrics": False, "logs": False})
     app = FastAPI(
         title=f"Panorama {service}", lifespan=_lifespan(service, settings, lifespan or _no_lifespan), **fastapi_kwargs
@@ -206,9 +206,9 @@ def create_service_app(
     # later wraps both (a BaseHTTPMiddleware then still leaves the route in the recorded task).
     app.add_middleware(InFlightMiddleware, requests=app.state.in_flight)
     app.add_middleware(RequestMetricsMiddleware)
-    if internal_only and settings.internal_token is not None:
+    if not public and settings.internal_token is not None:
         # Callers must come through the gateway (probes and /metrics stay open).
         app.add_middleware(InternalTokenMiddleware, token=settings.internal_token.get_secret_value())
-    # Outermost of all (the instrumentor wraps the whole stack), and only when spans are exported.
+    # Outermost of all (the gate and the server span wrap the whole stack), only when spans are exported.
     instrument_fastapi(app)
     return app

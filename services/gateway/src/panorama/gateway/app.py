@@ -134,7 +134,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         readiness_checks=_checks,
         debug_routes=False,
         public=True,
-        internal_only=False,
     )
     app.state.io = io
     app.state.compute = compute_upstream

@@ -5,10 +5,8 @@
 ``PANORAMA_CONTAINER_TOOL`` chooses the tool (a name on the PATH or a path); unset, podman if there
 is one, else docker.
 
-Images are built from the repository root, all four from ``services/Dockerfile`` (its stage named
-after the component, ``SERVICE`` the service directory, ``RUNTIME_PACKAGES`` what the runtime adds
-to Python), tagged ``panorama/<component>:<tag>``; the build backend version comes from
-requirements/dev.txt so the image builds the wheels with the pinned hatchling.
+Images are built from the repository root, tagged ``panorama/<component>:<tag>``; the build backend
+version comes from requirements/dev.txt so the image builds the wheels with the pinned hatchling.
 """
 
 from __future__ import annotations
@@ -22,26 +20,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCKERFILE = "services/Dockerfile"
-
-
-class Image(NamedTuple):
-    service: str  # the directory under services/
-    runtime_packages: str = ""  # Debian packages the runtime stage installs besides Python
-
-
-# component (image name and the Dockerfile's stage) -> what its build is given; skaffold.yaml agrees
-# (infra/tests/test_skaffold.py).
-IMAGES = {
-    "gateway": Image("gateway"),
-    "io": Image("io"),
-    "compute": Image("compute"),
-    "video-worker": Image("video_worker", runtime_packages="ffmpeg"),
-}
-SERVICES = {component: image.service for component, image in IMAGES.items()}
+# component (image name) -> service directory
+SERVICES = {"gateway": "gateway", "io": "io", "compute": "compute", "video-worker": "video_worker"}
 TOOL_VARIABLE = "PANORAMA_CONTAINER_TOOL"
 TOOLS = ("podman", "docker")
 
@@ -72,22 +54,15 @@ def image_name(component: str, tag: str) -> str:
     return f"panorama/{component}:{tag}"
 
 
-def build_args(component: str) -> dict[str, str]:
-    """The Dockerfile's per-image arguments (skaffold.yaml's ``buildArgs`` hold the same)."""
-    image = IMAGES[component]
-    return {"SERVICE": image.service} | ({"RUNTIME_PACKAGES": image.runtime_packages} if image.runtime_packages else {})
-
-
 def build(component: str, tag: str) -> float:
-    args = {**build_args(component), "HATCHLING_VERSION": hatchling_version()}
+    service = SERVICES[component]
     started = time.monotonic()
     subprocess.run(
         [
             container_tool(), "build",
-            *(f"--build-arg={name}={value}" for name, value in args.items()),
-            "--target", component,
+            "--build-arg", f"HATCHLING_VERSION={hatchling_version()}",
             "-t", image_name(component, tag),
-            "-f", DOCKERFILE,
+            "-f", f"services/{service}/Dockerfile",
             ".",
         ],
         cwd=ROOT,

@@ -76,7 +76,7 @@ video-worker:
 {{- printf "http://%s:%s" (include "panorama.componentName" .) (include "panorama.ports" .component) -}}
 {{- end -}}
 
-{{/* The command each container runs: the same one its image's stage in services/Dockerfile holds as ENTRYPOINT. */}}
+{{/* The command each container runs: the same one the Dockerfile's entrypoint holds. */}}
 {{- define "panorama.command" -}}
 {{- $c := include "panorama.component" . | fromYaml -}}
 {{- if $c.http }}

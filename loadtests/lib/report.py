@@ -154,78 +154,93 @@ def _goals_6(s6: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _goals_under_load(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Sections 7, 8 and 10: tracing ratios, errors, queries per key per expiry, requests lost."""
-    out = []
-    s1b = results.get("1b_awaits_through_gateway")
-    if s1b:
-        for temp, target in (("warm", 1.25), ("cold", 1.6)):
-            out.append(
-                {
-                    "section": "1b",
-                    "goal": f"1000 concurrent 1 s awaits, gateway / direct io, {temp} (make up defaults)",
-                    "value": f"{s1b[temp + '_ratio']}x ({s1b[temp + '_gateway_s']} vs {s1b[temp + '_direct_s']} s), "
-                    f"{s1b['errors']} errors",
-                    "target": f"<= {target}x",
-                    "met": s1b[temp + "_ratio"] <= target and s1b["errors"] == 0,
-                }
-            )
-    s7 = results.get("7_tracing")
-    for row in s7["rows"] if s7 else ():
-        out.append(
-            {
-                "section": 7,
-                "goal": f"tracing {row['sampler']} / untraced, {row['route']} route",
-                "value": f"{row['ratio']} ({row['rps_traced']} vs {row['rps_off']} req/s)",
-                "target": f">= {row['target']}",
-                "met": row["met"],
-            }
-        )
-    s8 = results.get("8_users_under_load")
-    if s8:
-        for part in ("hit", "miss"):
-            p = s8[part]
-            out.append(
-                {
-                    "section": 8,
-                    "goal": f"GET /users/{{id}} via the gateway, c={s8['concurrency']}, cache {part}",
-                    "value": f"{p['errors']} errors, {p['rps']} req/s, p99 {p['p99_ms']} ms",
-                    "target": "0 errors",
-                    "met": p["errors"] == 0,
-                }
-            )
-        e = s8["expiry"]
-        out.append(
-            {
-                "section": 8,
-                "goal": f"TTL expiry under load ({e['keys']} keys, TTL {e['ttl_s']} s)",
-                "value": f"{e['queries_per_key_per_expiry']} queries per key per expiry, {e['errors']} errors",
-                "target": "<= 1, 0 errors",
-                "met": e["queries_per_key_per_expiry"] <= 1.0 and e["errors"] == 0,
-            }
-        )
-    s9 = results.get("9_access_log")
-    if s9:
-        out.append(
-            {
-                "section": 9,
-                "goal": "access log on / off throughput (a figure, no target)",
-                "value": f"{s9['on_over_off_rps']} ({s9['on']['rps']} vs {s9['off']['rps']} req/s)",
-                "target": "—",
-                "met": None,
-            }
-        )
-    s10 = results.get("10_recycle_under_load")
-    if s10:
-        out.append(
-            {
-                "section": 10,
-                "goal": "requests lost while workers recycle under load",
-                "value": f"{s10['lost']} of {s10['requests']} ({s10['recycles']} recycles)",
-                "target": "0",
-                "met": s10["lost"] == 0,
-            }
-        )
+    """Sections 1b, 7, 8, 9 and 10, each by its own function, in that order."""
+    out: list[dict[str, Any]] = []
+    for key, rows in (
+        ("1b_awaits_through_gateway", _goals_1b),
+        ("7_tracing", _goals_7),
+        ("8_users_under_load", _goals_8),
+        ("9_access_log", _goals_9),
+        ("10_recycle_under_load", _goals_10),
+    ):
+        if results.get(key):
+            out += rows(results[key])
     return out
+
+
+def _goals_1b(s1b: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "section": "1b",
+            "goal": f"1000 concurrent 1 s awaits, gateway / direct io, {temp} (make up defaults)",
+            "value": f"{s1b[temp + '_ratio']}x ({s1b[temp + '_gateway_s']} vs {s1b[temp + '_direct_s']} s), "
+            f"{s1b['errors']} errors",
+            "target": f"<= {target}x",
+            "met": s1b[temp + "_ratio"] <= target and s1b["errors"] == 0,
+        }
+        for temp, target in (("warm", 1.25), ("cold", 1.6))
+    ]
+
+
+def _goals_7(s7: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "section": 7,
+            "goal": f"tracing {row['sampler']} / untraced, {row['route']} route",
+            "value": f"{row['ratio']} ({row['rps_traced']} vs {row['rps_off']} req/s)",
+            "target": f">= {row['target']}",
+            "met": row["met"],
+        }
+        for row in s7["rows"]
+    ]
+
+
+def _goals_8(s8: dict[str, Any]) -> list[dict[str, Any]]:
+    out = [
+        {
+            "section": 8,
+            "goal": f"GET /users/{{id}} via the gateway, c={s8['concurrency']}, cache {part}",
+            "value": f"{s8[part]['errors']} errors, {s8[part]['rps']} req/s, p99 {s8[part]['p99_ms']} ms",
+            "target": "0 errors",
+            "met": s8[part]["errors"] == 0,
+        }
+        for part in ("hit", "miss")
+    ]
+    e = s8["expiry"]
+    out.append(
+        {
+            "section": 8,
+            "goal": f"TTL expiry under load ({e['keys']} keys, TTL {e['ttl_s']} s)",
+            "value": f"{e['queries_per_key_per_expiry']} queries per key per expiry, {e['errors']} errors",
+            "target": "<= 1, 0 errors",
+            "met": e["queries_per_key_per_expiry"] <= 1.0 and e["errors"] == 0,
+        }
+    )
+    return out
+
+
+def _goals_9(s9: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "section": 9,
+            "goal": "access log on / off throughput (a figure, no target)",
+            "value": f"{s9['on_over_off_rps']} ({s9['on']['rps']} vs {s9['off']['rps']} req/s)",
+            "target": "—",
+            "met": None,
+        }
+    ]
+
+
+def _goals_10(s10: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "section": 10,
+            "goal": "requests lost while workers recycle under load",
+            "value": f"{s10['lost']} of {s10['requests']} ({s10['recycles']} recycles)",
+            "target": "0",
+            "met": s10["lost"] == 0,
+        }
+    ]
 
 
 def _section_under_load(key: str, s: dict[str, Any]) -> str:

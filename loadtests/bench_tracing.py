@@ -65,7 +65,7 @@ def stack(name: str, workdir: Path, extra_env: dict[str, str]) -> Iterator[str]:
         yield f"http://127.0.0.1:{gw_port}"
 
 
-async def drive(url: str, seconds: float) -> dict[str, float]:
+async def drive(url: str, seconds: float, path: str = PATH) -> dict[str, float]:
     """Requests per second and errors at CONCURRENCY for ``seconds``."""
     done = errors = 0
     stop = time.perf_counter() + seconds
@@ -75,7 +75,7 @@ async def drive(url: str, seconds: float) -> dict[str, float]:
         async def user() -> None:
             nonlocal done, errors
             while time.perf_counter() < stop:
-                async with session.get(PATH) as response:
+                async with session.get(path) as response:
                     await response.read()
                     if response.status == 200:
                         done += 1
@@ -143,19 +143,10 @@ SAMPLERS = {
 GOALS = {("trivial", "10%"): 0.90, ("users", "10%"): 0.90, ("trivial", "always_on"): 0.75, ("users", "always_on"): 0.85}
 
 
-async def drive_path(url: str, path: str, seconds: float) -> dict[str, float]:
-    global PATH
-    PATH, saved = path, PATH
-    try:
-        return await drive(url, seconds)
-    finally:
-        PATH = saved
-
-
 def throughput(url: str, path: str, seconds: float) -> float:
     """Requests per second of ``path`` at CONCURRENCY: on wrk when installed (lib/wrk.py says why)."""
     if not wrk.available():
-        return asyncio.run(drive_path(url, path, seconds))["rps"]
+        return asyncio.run(drive(url, seconds, path))["rps"]
     result = wrk.run(url + path, concurrency=CONCURRENCY, seconds=seconds, headers={"X-API-Key": API_KEY})
     if result["errors"]:
         raise RuntimeError(f"errors during the round: {result}")
@@ -181,48 +172,61 @@ def section(quick: bool = False) -> dict[str, Any]:
         OtlpReceiver(defer=True) as receiver,
         contextlib.ExitStack() as es,
     ):
-        workdir = Path(tmp)
         urls = {}
         for name, env in SAMPLERS.items():
             traced = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, **env} if env else {}
-            urls[name] = es.enter_context(stack(name.replace("%", "pct"), workdir, traced))
-        paths = {"trivial": PATH}
-        for name, url in urls.items():
-            import httpx
-
-            user = httpx.post(
-                f"{url}/users", json={"name": "T", "email": f"t-{name}@example.org"}, headers={"X-API-Key": API_KEY}
-            ).json()
-            paths["users"] = f"/users/{user['id']}"  # the same id in every stack (each has its own database)
+            urls[name] = es.enter_context(stack(name.replace("%", "pct"), Path(tmp), traced))
+        paths = {"trivial": PATH, "users": f"/users/{create_user(urls)}"}
         for route, path in paths.items():
-            for url in urls.values():
-                throughput(url, path, 1.0)  # warm: connections, the cache entry
-            per_round: list[dict[str, float]] = []
-            for index in range(rounds):
-                order = list(urls.items())
-                if index % 2:
-                    order.reverse()
-                per_round.append({name: throughput(url, path, seconds) for name, url in order})
-            for name in ("10%", "always_on"):
-                ratio = statistics.median(r[name] / r["off"] for r in per_round)
-                goal = GOALS[(route, name)]
-                out["rows"].append(
-                    {
-                        "route": route,
-                        "sampler": name,
-                        "rps_off": round(statistics.median(r["off"] for r in per_round), 1),
-                        "rps_traced": round(statistics.median(r[name] for r in per_round), 1),
-                        "ratio": round(ratio, 3),
-                        "target": goal,
-                        "met": ratio >= goal,
-                        "settings": SAMPLERS[name],
-                    }
-                )
+            out["rows"] += measure_route(urls, route, path, rounds, seconds)
         time.sleep(6)  # one batch delay: the last exports arrive
         spans = receiver.received()
     out["spans_decoded"] = len(spans)
     out["span_names"] = sorted({s.name for s in spans})[:12]
     return out
+
+
+def create_user(urls: dict[str, str]) -> int:
+    """One user in each stack's database: the same id everywhere (each stack has its own database)."""
+    import httpx
+
+    ids = {
+        httpx.post(
+            f"{url}/users", json={"name": "T", "email": f"t-{name}@example.org"}, headers={"X-API-Key": API_KEY}
+        ).json()["id"]
+        for name, url in urls.items()
+    }
+    (user_id,) = ids
+    return int(user_id)
+
+
+def measure_route(urls: dict[str, str], route: str, path: str, rounds: int, seconds: float) -> list[dict[str, Any]]:
+    """Alternating rounds over the stacks on one path; one row per traced sampler against ``off``."""
+    for url in urls.values():
+        throughput(url, path, 1.0)  # warm: connections, the cache entry
+    per_round: list[dict[str, float]] = []
+    for index in range(rounds):
+        order = list(urls.items())
+        if index % 2:
+            order.reverse()
+        per_round.append({name: throughput(url, path, seconds) for name, url in order})
+    rows = []
+    for name in ("10%", "always_on"):
+        ratio = statistics.median(r[name] / r["off"] for r in per_round)
+        goal = GOALS[(route, name)]
+        rows.append(
+            {
+                "route": route,
+                "sampler": name,
+                "rps_off": round(statistics.median(r["off"] for r in per_round), 1),
+                "rps_traced": round(statistics.median(r[name] for r in per_round), 1),
+                "ratio": round(ratio, 3),
+                "target": goal,
+                "met": ratio >= goal,
+                "settings": SAMPLERS[name],
+            }
+        )
+    return rows
 
 
 def main() -> int:

@@ -22,10 +22,15 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         ("4_worker_scaling", _goals_4),
         ("5_compute", _goals_5),
         ("6_video", _goals_6),
+        ("1b_awaits_through_gateway", _goals_1b),
+        ("7_tracing", _goals_7),
+        ("8_users_under_load", _goals_8),
+        ("9_access_log", _goals_9),
+        ("10_recycle_under_load", _goals_10),
     ):
         if results.get(key):
             out += rows(results[key])
-    return out + _goals_under_load(results)
+    return out
 
 
 def _goals_1(s1: dict[str, Any]) -> list[dict[str, Any]]:
@@ -150,21 +155,6 @@ def _goals_6(s6: dict[str, Any]) -> list[dict[str, Any]]:
             "met": s6["meets_goal"],
         }
     )
-    return out
-
-
-def _goals_under_load(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Sections 1b, 7, 8, 9 and 10, each by its own function, in that order."""
-    out: list[dict[str, Any]] = []
-    for key, rows in (
-        ("1b_awaits_through_gateway", _goals_1b),
-        ("7_tracing", _goals_7),
-        ("8_users_under_load", _goals_8),
-        ("9_access_log", _goals_9),
-        ("10_recycle_under_load", _goals_10),
-    ):
-        if results.get(key):
-            out += rows(results[key])
     return out
 
 

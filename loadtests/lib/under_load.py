@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import psycopg
 
 from . import stack
@@ -60,10 +61,14 @@ async def drive_ids(gateway: str, ids: list[int], seconds: float, seen: Counter[
     async with session(limit=CONCURRENCY) as client:
 
         async def call() -> int:
-            async with client.get(f"{gateway}/users/{random.choice(ids)}", headers=HEADERS) as resp:
-                await resp.read()
-                seen[resp.headers.get("X-Cache", str(resp.status))] += 1
-                return resp.status
+            try:
+                async with client.get(f"{gateway}/users/{random.choice(ids)}", headers=HEADERS) as resp:
+                    await resp.read()
+                    seen[resp.headers.get("X-Cache", str(resp.status))] += 1
+                    return resp.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                seen[type(exc).__name__] += 1  # no answer at all: named, so a reset is told from a timeout
+                raise
 
         return await closed_loop(call, CONCURRENCY, seconds)
 

@@ -138,30 +138,32 @@ def _replace_workers_at_their_limit(server: Any) -> bool:
     gunicorn forks a replacement only after the old worker has exited, so for as long as the new one
     takes to import the app (8-10 s on a loaded 2-core machine) the pod is a worker short, or has none
     when two reach their limits together. Here the master forks the replacement first, one at a time,
-    and SIGTERMs the old worker once every other worker serves (or the worker timeout has passed);
-    the old one finishes what it has in flight meanwhile. gunicorn's own manage_workers must not run
-    in between: it would SIGTERM the oldest worker to get back to the count, not the one at its limit.
+    and SIGTERMs an old worker as soon as a replacement serves, so that ``num_workers`` always serve
+    (the old one finishes what it has in flight meanwhile); past the worker timeout it goes anyway.
+    gunicorn's own manage_workers must not run in between: it would SIGTERM the oldest worker to get
+    back to the count, not the one at its limit.
     """
     workers = sorted(server.WORKERS.values(), key=lambda w: w.age)
     leaving = [w for w in workers if wants_replacement(w)]
     if not leaving:
         return False
+    now = time.monotonic()
     staying = [w for w in workers if not wants_replacement(w)]
-    all_serve = all(worker_serves(w) for w in staying)
-    if len(staying) < server.num_workers:
-        if all_serve:  # one boot at a time: a boot is CPU-heavy, and the others at their limit still serve
-            server.log.info("replacing worker %s (at its request limit) before it stops", leaving[0].pid)
-            server.spawn_worker()
-        return True
-    started = min(getattr(w, "panorama_replaced_since", None) or time.monotonic() for w in leaving)
-    if all_serve or time.monotonic() - started > server.timeout:
-        for worker in leaving:
-            if not getattr(worker, "panorama_told_to_go", False):
-                worker.panorama_told_to_go = True
-                server.kill_worker(worker.pid, signal.SIGTERM)
-    else:
-        for worker in leaving:
-            worker.panorama_replaced_since = getattr(worker, "panorama_replaced_since", None) or time.monotonic()
+    serving = [w for w in staying if worker_serves(w)]
+    untold = [w for w in leaving if not getattr(w, "panorama_told_to_go", False)]
+    for worker in untold:
+        worker.panorama_noticed = getattr(worker, "panorama_noticed", None) or now
+    excess = len(serving) + len(untold) - server.num_workers
+    for index, worker in enumerate(untold):
+        if index < excess or now - worker.panorama_noticed > server.timeout:
+            worker.panorama_told_to_go = True
+            server.kill_worker(worker.pid, signal.SIGTERM)
+    if len(staying) < server.num_workers and len(serving) == len(staying):
+        # One boot at a time: a boot is CPU-heavy, and a worker at its limit still serves meanwhile.
+        old = next((w for w in leaving if not getattr(w, "panorama_replaced", False)), leaving[0])
+        old.panorama_replaced = True
+        server.log.info("replacing worker %s (at its request limit) before it stops", old.pid)
+        server.spawn_worker()
     return True
 
 

@@ -238,8 +238,11 @@ def post_fork(server: Any, worker: Any) -> None:
     """Per-worker start-up that must not happen in the master (telemetry exporters, logging)."""
     from panorama.core.process import after_fork
 
-    if max_requests > 0:  # panorama.core.worker counts against this
+    config = getattr(worker, "config", None)
+    if max_requests > 0:  # panorama.core.worker counts against worker.max_requests, a plain UvicornWorker the config's
         worker.max_requests = staggered_limit(worker.age, server.num_workers)
+        if config is not None and hasattr(config, "limit_max_requests"):
+            config.limit_max_requests = worker.max_requests
     for sibling in server.WORKERS.values():  # their flags are the master's business, not this worker's
         if sibling is not worker and getattr(sibling, "panorama_retire", None) is not None:
             sibling.panorama_retire.close()

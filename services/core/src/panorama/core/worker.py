@@ -15,18 +15,13 @@
   pool reusing it, or a connection just accepted) sees a reset instead of an answer. Here an idle
   connection stays open for ``IDLE_GRACE`` seconds: a request that arrives is answered, with
   ``Connection: close``; one still idle after that is closed.
-
-And a worker stopped by SIGTERM exits normally (uvicorn would re-raise the signal), so gunicorn's
-``worker_exit`` hook runs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from gunicorn.arbiter import Arbiter
@@ -96,14 +91,6 @@ class _RecyclingServer(Server):
         super().__init__(config)
         self.worker = worker
         self.asked_at: float | None = None
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        with super().capture_signals():
-            yield
-            # uvicorn raises the SIGTERM it caught again once it has stopped, so the worker dies of
-            # it and gunicorn's worker_exit hook (the last spans flushed) never runs: exit normally.
-            self._captured_signals.clear()
 
     async def on_tick(self, counter: int) -> bool:
         limit = self.worker.max_requests

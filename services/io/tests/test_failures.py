@@ -53,6 +53,22 @@ async def test_pool_exhaustion_returns_503_within_the_budget_and_pool_recovers(
         assert report["async_admission"]["refused"] == 1
 
 
+async def test_readiness_stays_ok_while_every_pooled_connection_is_busy(make_io: IoClient, migrated_url: str) -> None:
+    settings = {"database_url": migrated_url, "db_pool_size": 1, "db_max_overflow": 0}
+    async with make_io(**settings) as (client, _):
+        with psycopg.connect(_psycopg_dsn(migrated_url)) as holder:
+            holder.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+            stuck = asyncio.create_task(client.get("/users"))
+            for _ in range(100):
+                if (await client.get("/debug/pool")).json()["async_pool"]["checked_out"] == 1:
+                    break
+                await asyncio.sleep(0.02)
+            ready = await client.get("/readyz")
+            assert ready.status_code == 200, ready.text
+            holder.commit()
+        assert (await stuck).status_code == 200
+
+
 async def test_a_burst_of_misses_larger_than_the_pool_queues_and_succeeds_within_the_budget(
     make_io: IoClient, migrated_url: str, new_email: Callable[..., str]
 ) -> None:

@@ -13,6 +13,7 @@ import mmap
 import os
 import random
 import resource
+import signal
 import tempfile
 import time
 from typing import Any
@@ -23,7 +24,8 @@ from panorama.core.sizing import DEFAULT_UPSTREAM_CONNECTIONS, fds_for_upstreams
 _settings = PanoramaSettings.load()
 _plan = _settings.sizing()
 
-worker_class = "uvicorn_worker.UvicornWorker"
+# uvicorn-worker's UvicornWorker, replaced before it stops at max_requests (see panorama.core.worker).
+worker_class = "panorama.core.worker.PanoramaWorker"
 workers = _plan.workers
 bind = os.environ.get("PANORAMA_BIND", "0.0.0.0:8000")
 # Kubernetes sends SIGTERM after preStop; in-flight requests get this long to finish.
@@ -32,7 +34,8 @@ timeout = int(os.environ.get("PANORAMA_WORKER_TIMEOUT", "60"))
 keepalive = 5
 # Recycle workers now and then (a slow leak cannot grow for ever), but rarely: at 1,500 req/s a
 # worker reaches 1,000,000 requests in about 11 minutes, not the 30 s that 20,000 took. The jitter
-# (half) staggers the workers, so they are never all restarting at once; 0 never recycles.
+# (half) staggers the workers; a worker at its limit is replaced before it stops, one at a time
+# (_replace_workers_at_their_limit), so recycling never leaves the pod a worker short; 0 never recycles.
 max_requests = int(os.environ.get("PANORAMA_MAX_REQUESTS", "1000000"))
 max_requests_jitter = max_requests // 2
 # The heartbeat file must live on tmpfs: the root file system is read-only in the chart.
@@ -76,7 +79,7 @@ def draining() -> bool:
 
 
 def when_ready(server: Any) -> None:
-    _retire_old_workers_only_when_new_ones_serve(server)
+    _retire_old_workers_only_when_new_ones_serve(server)  # also replaces workers at their request limit
     if _settings.metrics_port:
         _serve_metrics(server)
     if drain_seconds <= 0:
@@ -104,8 +107,10 @@ def _serve_metrics(server: Any) -> None:
 
 
 def pre_fork(server: Any, worker: Any) -> None:
-    """In the master: note the heartbeat file's time at birth; any other one means the worker serves."""
+    """In the master: note the heartbeat file's time at birth (any other one means the worker serves),
+    and give the worker a byte shared with the master, which it sets when it reaches its request limit."""
     worker.panorama_born = worker.tmp.last_update()
+    worker.panorama_retire = mmap.mmap(-1, 1)  # anonymous and shared: the forked worker writes, we read
 
 
 def worker_serves(worker: Any) -> bool:
@@ -116,6 +121,50 @@ def worker_serves(worker: Any) -> bool:
         return born is None or worker.tmp.last_update() != born
     except (OSError, ValueError):  # its heartbeat file is already closed: it is on its way out
         return True
+
+
+def wants_replacement(worker: Any) -> bool:
+    """The worker has reached its request limit and serves on until its replacement serves."""
+    flag = getattr(worker, "panorama_retire", None)
+    try:
+        return flag is not None and flag[0] != 0
+    except ValueError:  # closed: the worker has exited
+        return False
+
+
+def _replace_workers_at_their_limit(server: Any) -> bool:
+    """Recycling without a gap: True while a worker at its request limit is being replaced.
+
+    gunicorn forks a replacement only after the old worker has exited, so for as long as the new one
+    takes to import the app (8-10 s on a loaded 2-core machine) the pod is a worker short, or has none
+    when two reach their limits together. Here the master forks the replacement first, one at a time,
+    and SIGTERMs an old worker as soon as a replacement serves, so that ``num_workers`` always serve
+    (the old one finishes what it has in flight meanwhile); past the worker timeout it goes anyway.
+    gunicorn's own manage_workers must not run in between: it would SIGTERM the oldest worker to get
+    back to the count, not the one at its limit.
+    """
+    workers = sorted(server.WORKERS.values(), key=lambda w: w.age)
+    leaving = [w for w in workers if wants_replacement(w)]
+    if not leaving:
+        return False
+    now = time.monotonic()
+    staying = [w for w in workers if not wants_replacement(w)]
+    serving = [w for w in staying if worker_serves(w)]
+    untold = [w for w in leaving if not getattr(w, "panorama_told_to_go", False)]
+    for worker in untold:
+        worker.panorama_noticed = getattr(worker, "panorama_noticed", None) or now
+    excess = len(serving) + len(untold) - server.num_workers
+    for index, worker in enumerate(untold):
+        if index < excess or now - worker.panorama_noticed > server.timeout:
+            worker.panorama_told_to_go = True
+            server.kill_worker(worker.pid, signal.SIGTERM)
+    if len(staying) < server.num_workers and len(serving) == len(staying):
+        # One boot at a time: a boot is CPU-heavy, and a worker at its limit still serves meanwhile.
+        old = next((w for w in leaving if not getattr(w, "panorama_replaced", False)), leaving[0])
+        old.panorama_replaced = True
+        server.log.info("replacing worker %s (at its request limit) before it stops", old.pid)
+        server.spawn_worker()
+    return True
 
 
 def _retire_old_workers_only_when_new_ones_serve(server: Any) -> None:
@@ -132,6 +181,10 @@ def _retire_old_workers_only_when_new_ones_serve(server: Any) -> None:
     surplus_since: list[float] = []
 
     def manage_workers() -> None:
+        if not server.LISTENERS:  # stopping: gunicorn's stop() reaps the workers, nothing is replaced
+            return
+        if _replace_workers_at_their_limit(server):
+            return
         workers = sorted(server.WORKERS.values(), key=lambda w: w.age)
         if len(workers) > server.num_workers:
             surplus_since[:] = surplus_since or [time.monotonic()]
@@ -185,9 +238,14 @@ def post_fork(server: Any, worker: Any) -> None:
     """Per-worker start-up that must not happen in the master (telemetry exporters, logging)."""
     from panorama.core.process import after_fork
 
-    config = getattr(worker, "config", None)  # uvicorn's worker reads its limit from here
-    if max_requests > 0 and config is not None and hasattr(config, "limit_max_requests"):
-        config.limit_max_requests = worker.max_requests = staggered_limit(worker.age, server.num_workers)
+    config = getattr(worker, "config", None)
+    if max_requests > 0:  # panorama.core.worker counts against worker.max_requests, a plain UvicornWorker the config's
+        worker.max_requests = staggered_limit(worker.age, server.num_workers)
+        if config is not None and hasattr(config, "limit_max_requests"):
+            config.limit_max_requests = worker.max_requests
+    for sibling in server.WORKERS.values():  # their flags are the master's business, not this worker's
+        if sibling is not worker and getattr(sibling, "panorama_retire", None) is not None:
+            sibling.panorama_retire.close()
 
     # The app given on the command line is app_uri; cfg.wsgi_app is only the `wsgi_app` setting.
     after_fork(_settings, role=service_name(getattr(server.app, "app_uri", None) or server.cfg.wsgi_app))
@@ -201,7 +259,10 @@ def worker_exit(server: Any, worker: Any) -> None:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    """In the master: drop a dead worker's live gauges from the multiprocess metrics."""
+    """In the master: drop a dead worker's live gauges from the multiprocess metrics, and its flag."""
+    flag = getattr(worker, "panorama_retire", None)
+    if flag is not None:
+        flag.close()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 

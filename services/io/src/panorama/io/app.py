@@ -28,7 +28,10 @@ from panorama.io.settings import IoSettings
 
 def _checks(app: FastAPI) -> Mapping[str, Check]:
     async def database() -> None:
-        async with app.state.engine.connect() as conn:
+        # Through the pool-less diagnostics engine, not the request pool: under a burst every pooled
+        # connection is taken and requests queue for them (panorama.io.admission), which is serving,
+        # not unready; a probe waiting behind them would fail and take the pod out of service.
+        async with app.state.diagnostics_engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
     checks: dict[str, Check] = {"database": database}

@@ -110,9 +110,10 @@ def make_sync_engine(settings: IoSettings, plan: Plan) -> Engine:
 
 
 def make_diagnostics_engine(settings: IoSettings) -> AsyncEngine:
-    """A pool-less engine for ``/debug/locks``: it must answer exactly when the main pool is exhausted.
+    """A pool-less engine for ``/debug/locks`` and the readiness check: both must answer exactly
+    when the main pool is exhausted (requests queued for it are being served, not failing).
 
-    Its one short-lived connection comes out of the reserved connections of the sizing plan.
+    Its short-lived connections come out of the reserved connections of the sizing plan.
     """
     engine = create_async_engine(
         settings.database_url,

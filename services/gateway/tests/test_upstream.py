@@ -187,3 +187,24 @@ def test_unsampled_requests_skip_the_client_span_but_carry_the_trace(tmp_path: o
     assert client.name == "GET"
     assert client.attributes["http.method"] == "GET"
     assert client.attributes["http.status_code"] == 200
+
+
+async def test_every_call_tells_the_downstream_its_share_of_the_budget() -> None:
+    """io and compute give up first when they know the gateway's budget (X-Request-Timeout)."""
+    seen: list[str | None] = []
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("X-Request-Timeout"))
+        return web.json_response({})
+
+    async with local_site({"/r": record}) as url:
+        upstream = Upstream("down", url, connections=2, connect_timeout=1)
+        await upstream.start()
+        try:
+            await upstream.request("GET", "/r", timeout=5)
+            await upstream.request("GET", "/r", timeout=1)
+            await upstream.request("GET", "/r", timeout=100_000)
+            await upstream.request("GET", "/r", timeout=5, headers={"X-Request-Timeout": "2.000"})
+        finally:
+            await upstream.close()
+    assert seen == ["4.500", "0.800", "3600.000", "2.000"]

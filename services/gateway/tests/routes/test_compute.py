@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from panorama.core.contract import MAX_ROWS
 from panorama.gateway.app import create_app
-from panorama.gateway.routes.compute import downstream_timeout
 from panorama.gateway.settings import GatewaySettings
+from panorama.gateway.upstream import downstream_timeout
 from panorama.testing import free_port, gunicorn_command, running
 
 API_KEY = "test-key-compute-0123456789"

@@ -9,7 +9,7 @@ from fastapi import Depends, Header, Request
 
 from panorama.compute.pool import ProcessPool, ThreadPool
 from panorama.compute.settings import ComputeSettings
-from panorama.core.contract import DEADLINE_HEADER
+from panorama.core.contract import DEADLINE_HEADER, DEADLINE_MAX_S
 
 
 async def get_settings(request: Request) -> ComputeSettings:
@@ -33,7 +33,12 @@ async def request_deadline(
     settings: SettingsDep,
     timeout: Annotated[
         float | None,
-        Header(alias=DEADLINE_HEADER, gt=0, le=3600, description="seconds the caller will wait (the gateway's budget)"),
+        Header(
+            alias=DEADLINE_HEADER,
+            gt=0,
+            le=DEADLINE_MAX_S,
+            description="seconds the caller will wait (the gateway's budget)",
+        ),
     ] = None,
 ) -> float:
     """The absolute deadline (epoch seconds, comparable in pool children): header or setting, the smaller."""

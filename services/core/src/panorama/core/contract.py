@@ -17,8 +17,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, S
 # Each HTTP service's port, in the chart ("panorama.ports"), the local runner and the acceptance.
 PORTS = {"gateway": 8000, "io": 8001, "compute": 8002}
 
-# Seconds the caller will wait: the gateway tells compute its budget, compute gives up first.
+# Seconds the caller will wait: the gateway tells io and compute its budget, they give up first.
 DEADLINE_HEADER = "X-Request-Timeout"
+DEADLINE_MAX_S = 3600
 # Whether io's cache answered a user read (hit, miss, bypass).
 CACHE_HEADER = "X-Cache"
 # Headers worth passing back from a downstream; hop-by-hop and length headers are not.

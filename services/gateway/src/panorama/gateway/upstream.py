@@ -23,11 +23,20 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import BaseModel, ValidationError
 
-from panorama.core.contract import RELAYED_HEADERS
+from panorama.core.contract import DEADLINE_HEADER, DEADLINE_MAX_S, RELAYED_HEADERS
 from panorama.core.errors import Problem
 
 # Methods a retry may safely send again.
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def downstream_timeout(budget: float) -> float:
+    """What a downstream is told it has (``X-Request-Timeout``): the budget less the time to relay
+    its answer back. It then gives up first and says why (compute cancels the queued task, io stops
+    queueing for a database connection) instead of the gateway timing out blind."""
+    return min(max(budget - 0.5, budget * 0.8), DEADLINE_MAX_S)
+
+
 # Resolved lazily: the global provider is set after fork, once the module is long imported.
 _tracer = trace.get_tracer("panorama.gateway.upstream")
 
@@ -89,9 +98,10 @@ class Upstream:
     ) -> UpstreamResponse:
         """Call the downstream under ``timeout`` seconds; raise 503/504 problems on failure.
 
-        ``traceparent`` always goes with the call; a sampled request records a CLIENT span around it.
+        ``traceparent`` and the downstream's share of the budget (``X-Request-Timeout``) go with every
+        call; a sampled request records a CLIENT span around it.
         """
-        carrier: dict[str, str] = dict(headers or {})
+        carrier: dict[str, str] = {DEADLINE_HEADER: f"{downstream_timeout(timeout):.3f}", **(headers or {})}
         if not trace.get_current_span().is_recording():
             propagate.inject(carrier)  # sampled=0: the downstream makes the same decision
             return await self._call(method, path, timeout, json, params, carrier, data)

@@ -11,7 +11,7 @@ from fastapi import Depends, Header, Request
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from panorama.core.contract import DEADLINE_HEADER
+from panorama.core.contract import DEADLINE_HEADER, DEADLINE_MAX_S
 from panorama.io.cache import Cache
 from panorama.io.outbound import OutboundClient
 from panorama.io.settings import IoSettings
@@ -27,7 +27,12 @@ async def request_deadline(
     request: Request,
     timeout: Annotated[
         float | None,
-        Header(alias=DEADLINE_HEADER, gt=0, le=3600, description="seconds the caller will wait (the gateway's budget)"),
+        Header(
+            alias=DEADLINE_HEADER,
+            gt=0,
+            le=DEADLINE_MAX_S,
+            description="seconds the caller will wait (the gateway's budget)",
+        ),
     ] = None,
 ) -> float:
     """When this request must have answered (``time.monotonic()``): the header or the setting, the smaller."""

@@ -1,8 +1,9 @@
 """Gateway routes: /compute and /ml-inference, relayed to the compute service within a budget.
 
-The gateway tells compute how long it will wait (``X-Request-Timeout``), a little less than its
-own budget: compute then gives up first, cancels the queued task and answers a 504 that says
-what happened, instead of the gateway timing out blind while the task keeps a core busy.
+The gateway tells compute how long it will wait (``X-Request-Timeout``, sent by ``Upstream.request``
+with every call), a little less than its own budget: compute then gives up first, cancels the
+queued task and answers a 504 that says what happened, instead of the gateway timing out blind
+while the task keeps a core busy.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from panorama.core.contract import (
-    DEADLINE_HEADER,
     ComputeRequest,
     ComputeResult,
     InferenceRequest,
@@ -28,24 +28,15 @@ ERRORS = {
 }
 
 
-def downstream_timeout(budget: float) -> float:
-    """What compute is told it has: the budget less the time to relay its answer back."""
-    return max(budget - 0.5, budget * 0.8)
-
-
 @router.post("/compute", response_model=ComputeResult, responses=ERRORS)
 async def compute(body: ComputeRequest, upstream: ComputeDep, settings: SettingsDep) -> Response:
     """sum(range(n)) computed by a Python loop in compute's process pool."""
-    budget = settings.timeout_compute
-    headers = {DEADLINE_HEADER: f"{downstream_timeout(budget):.3f}"}
-    answer = await upstream.request("POST", "/compute", json=body.model_dump(), headers=headers, timeout=budget)
+    answer = await upstream.request("POST", "/compute", json=body.model_dump(), timeout=settings.timeout_compute)
     return answer.relay(ComputeResult)
 
 
 @router.post("/ml-inference", response_model=InferenceResult, responses=ERRORS)
 async def ml_inference(body: InferenceRequest, upstream: ComputeDep, settings: SettingsDep) -> Response:
     """Class probabilities for each input row, from a small MLP run with numpy in compute's pool."""
-    budget = settings.timeout_compute
-    headers = {DEADLINE_HEADER: f"{downstream_timeout(budget):.3f}"}
-    answer = await upstream.request("POST", "/ml-inference", json=body.model_dump(), headers=headers, timeout=budget)
+    answer = await upstream.request("POST", "/ml-inference", json=body.model_dump(), timeout=settings.timeout_compute)
     return answer.relay(InferenceResult)

@@ -318,8 +318,8 @@ def closing_notes(run: Run, meta: dict[str, Any]) -> list[str]:
         t = run.timing.get(key, {})
         busy = max(t.get("load_before", 0), t.get("load_after", 0))
         why = (
-            f"the host's load average was {busy} on {cores} cores during this section: other processes took "
-            "CPU the services and the load generator needed"
+            f"the host's load average was {busy} on {cores} cores during this section (the section's own "
+            "services and load generator count in it; anything else running took CPU they needed)"
             if busy > cores
             else "the host was not overloaded during this section; see the section's table for what limited it"
         )

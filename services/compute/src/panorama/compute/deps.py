@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 
 from panorama.compute.pool import ProcessPool, ThreadPool
 from panorama.compute.settings import ComputeSettings
-from panorama.core.contract import DEADLINE_HEADER, DEADLINE_MAX_S
+from panorama.core.contract import DeadlineHeader
 
 
 async def get_settings(request: Request) -> ComputeSettings:
@@ -31,15 +31,7 @@ ThreadPoolDep = Annotated[ThreadPool, Depends(get_thread_pool)]
 
 async def request_deadline(
     settings: SettingsDep,
-    timeout: Annotated[
-        float | None,
-        Header(
-            alias=DEADLINE_HEADER,
-            gt=0,
-            le=DEADLINE_MAX_S,
-            description="seconds the caller will wait (the gateway's budget)",
-        ),
-    ] = None,
+    timeout: DeadlineHeader = None,
 ) -> float:
     """The absolute deadline (epoch seconds, comparable in pool children): header or setting, the smaller."""
     budget = settings.request_timeout if timeout is None else min(timeout, settings.request_timeout)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+from fastapi import Header
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StringConstraints, field_validator
 
 # --- ports and headers -------------------------------------------------------------------------
@@ -20,6 +21,16 @@ PORTS = {"gateway": 8000, "io": 8001, "compute": 8002}
 # Seconds the caller will wait: the gateway tells io and compute its budget, they give up first.
 DEADLINE_HEADER = "X-Request-Timeout"
 DEADLINE_MAX_S = 3600
+# The header as io's and compute's routes declare it (absent: their own request_timeout applies).
+DeadlineHeader = Annotated[
+    float | None,
+    Header(
+        alias=DEADLINE_HEADER,
+        gt=0,
+        le=DEADLINE_MAX_S,
+        description="seconds the caller will wait (the gateway's budget)",
+    ),
+]
 # Whether io's cache answered a user read (hit, miss, bypass).
 CACHE_HEADER = "X-Cache"
 # Headers worth passing back from a downstream; hop-by-hop and length headers are not.

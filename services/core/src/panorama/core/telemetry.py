@@ -313,8 +313,7 @@ class SamplingGate:
 
     def __init__(self, traced: Any, plain: Any, sampler: Any) -> None:
         self.traced = traced
-        # `app`: FastAPI's own telemetry walks `.app` to find the OpenTelemetry middleware and stays
-        # off when it does (else every request would get a second server span).
+        # `app`: the usual name of the wrapped ASGI app, for tools that walk a middleware stack.
         self.app = traced
         self.plain = plain
         self.sampler = sampler

@@ -7,11 +7,11 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from panorama.core.contract import DEADLINE_HEADER, DEADLINE_MAX_S
+from panorama.core.contract import DeadlineHeader
 from panorama.io.cache import Cache
 from panorama.io.outbound import OutboundClient
 from panorama.io.settings import IoSettings
@@ -25,15 +25,7 @@ async def get_settings(request: Request) -> IoSettings:
 
 async def request_deadline(
     request: Request,
-    timeout: Annotated[
-        float | None,
-        Header(
-            alias=DEADLINE_HEADER,
-            gt=0,
-            le=DEADLINE_MAX_S,
-            description="seconds the caller will wait (the gateway's budget)",
-        ),
-    ] = None,
+    timeout: DeadlineHeader = None,
 ) -> float:
     """When this request must have answered (``time.monotonic()``): the header or the setting, the smaller."""
     budget = request.app.state.settings.request_timeout

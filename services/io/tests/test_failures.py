@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -22,6 +23,24 @@ def _psycopg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+@contextlib.contextmanager
+def users_locked(url: str) -> Iterator[psycopg.Connection]:
+    """A transaction holding ``users`` locked (every read of it waits); commit or roll back to release."""
+    with psycopg.connect(_psycopg_dsn(url)) as holder:
+        holder.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        yield holder
+
+
+async def stuck_on_the_lock(client: Any) -> asyncio.Task[Any]:
+    """A ``GET /users`` in flight, holding the pool's one connection while it waits on the lock."""
+    stuck = asyncio.create_task(client.get("/users"))
+    for _ in range(100):
+        if (await client.get("/debug/pool")).json()["async_pool"]["checked_out"] == 1:
+            break
+        await asyncio.sleep(0.02)
+    return stuck
+
+
 async def test_pool_exhaustion_returns_503_within_the_budget_and_pool_recovers(
     make_io: IoClient, migrated_url: str
 ) -> None:
@@ -30,13 +49,8 @@ async def test_pool_exhaustion_returns_503_within_the_budget_and_pool_recovers(
     async with make_io(**settings) as (client, _):
         assert (await client.get("/users")).status_code == 200
         # Hold a lock that makes the pool's only connection wait inside a query.
-        with psycopg.connect(_psycopg_dsn(migrated_url)) as holder:
-            holder.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
-            stuck = asyncio.create_task(client.get("/users"))
-            for _ in range(100):
-                if (await client.get("/debug/pool")).json()["async_pool"]["checked_out"] == 1:
-                    break
-                await asyncio.sleep(0.02)
+        with users_locked(migrated_url) as holder:
+            stuck = await stuck_on_the_lock(client)
             start = time.perf_counter()
             refused = await client.get("/users", headers={DEADLINE_HEADER: str(budget)})
             waited = time.perf_counter() - start
@@ -56,13 +70,8 @@ async def test_pool_exhaustion_returns_503_within_the_budget_and_pool_recovers(
 async def test_readiness_stays_ok_while_every_pooled_connection_is_busy(make_io: IoClient, migrated_url: str) -> None:
     settings = {"database_url": migrated_url, "db_pool_size": 1, "db_max_overflow": 0}
     async with make_io(**settings) as (client, _):
-        with psycopg.connect(_psycopg_dsn(migrated_url)) as holder:
-            holder.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
-            stuck = asyncio.create_task(client.get("/users"))
-            for _ in range(100):
-                if (await client.get("/debug/pool")).json()["async_pool"]["checked_out"] == 1:
-                    break
-                await asyncio.sleep(0.02)
+        with users_locked(migrated_url) as holder:
+            stuck = await stuck_on_the_lock(client)
             ready = await client.get("/readyz")
             assert ready.status_code == 200, ready.text
             holder.commit()
@@ -79,8 +88,7 @@ async def test_a_burst_of_misses_larger_than_the_pool_queues_and_succeeds_within
     async with make_io(**settings) as (client, _):
         ids = [(await client.post("/users", json={"name": "B", "email": new_email("burst")})).json()["id"]
                for _ in range(burst)]  # fmt: skip
-        with psycopg.connect(_psycopg_dsn(migrated_url)) as holder:
-            holder.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        with users_locked(migrated_url) as holder:
             start = time.perf_counter()
             reads = [
                 asyncio.create_task(client.get(f"/users/{i}", headers={DEADLINE_HEADER: str(budget)})) for i in ids
@@ -112,8 +120,7 @@ async def test_a_budget_that_cannot_be_met_is_a_prompt_503_for_the_queued_reads(
     async with make_io(**settings) as (client, _):
         ids = [(await client.post("/users", json={"name": "B", "email": new_email("late")})).json()["id"]
                for _ in range(burst)]  # fmt: skip
-        with psycopg.connect(_psycopg_dsn(migrated_url)) as holder:
-            holder.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        with users_locked(migrated_url) as holder:
 
             async def read(user_id: int) -> tuple[int, float, str | None]:
                 start = time.perf_counter()

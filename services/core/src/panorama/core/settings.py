@@ -102,6 +102,12 @@ class PanoramaSettings(BaseSettings):
     # Observability (panorama.core.blocking, the shared lifespan): the detector is on by default.
     blocking_threshold_ms: float = Field(default=100.0, ge=0, description="loop stall to report; 0 turns it off")
     asyncio_debug: bool = Field(default=False, description="asyncio debug mode: slow callbacks are logged")
+    # panorama.core.service._collector: after start-up, the worker's heap is frozen out of the garbage
+    # collector and the youngest generation collects after this many allocations (Python's default
+    # is 700). docs/observability.md ("What it costs") says what it saves.
+    gc_threshold: int = Field(
+        default=10_000, ge=0, description="young-generation collection every N allocations, heap frozen (0: Python's)"
+    )
     slow_callback_ms: float = Field(default=100.0, gt=0, description="asyncio debug's slow-callback threshold")
     # Served by the gunicorn master for all its workers (the gateway's only /metrics: never public).
     metrics_port: int = Field(

@@ -7,6 +7,8 @@ notes in panorama.core.metrics apply here too.
 
 from __future__ import annotations
 
+import os
+
 from opentelemetry import trace
 from prometheus_client import Gauge, Histogram
 
@@ -25,7 +27,13 @@ CELERY_TASK_DURATION = Histogram(
 
 
 def trace_exemplar() -> dict[str, str] | None:
-    """``{"trace_id": ...}`` of the current sampled span, for an observation's exemplar."""
+    """``{"trace_id": ...}`` of the current sampled span, for an observation's exemplar.
+
+    ``None`` in prometheus_client's multiprocess mode (the gateway's workers, whose master serves
+    their samples): its file-backed values keep no exemplars, so one would be validated and dropped.
+    """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
     context = trace.get_current_span().get_span_context()
     if not (context.is_valid and context.trace_flags.sampled):
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 
@@ -79,3 +80,18 @@ def test_the_blocking_detector_can_be_switched_off() -> None:
     with TestClient(app) as client:
         assert client.get("/debug/blocking").json() == []
         assert app.state.blocking is None
+
+
+def test_once_started_the_heap_is_frozen_and_young_collections_are_rarer() -> None:
+    before = gc.get_threshold()
+    try:
+        gc.unfreeze()
+        gc.set_threshold(700, *before[1:])
+        with TestClient(create_service_app(service="plain", settings=PanoramaSettings(gc_threshold=0))):
+            assert gc.get_threshold()[0] == 700  # 0: Python's defaults, nothing frozen
+            assert gc.get_freeze_count() == 0
+        with TestClient(create_service_app(service="plain", settings=PanoramaSettings(gc_threshold=12_345))):
+            assert gc.get_threshold() == (12_345, *before[1:])
+            assert gc.get_freeze_count() > 10_000  # the app, FastAPI, pydantic: out of every collection
+    finally:
+        gc.set_threshold(*before)

@@ -22,6 +22,7 @@ from panorama.core.telemetry import (
     inject_context,
     telemetry_enabled,
     telemetry_endpoint,
+    trace_carrier,
 )
 from panorama.testing import OtlpReceiver, free_port, gunicorn_command, running
 
@@ -62,6 +63,54 @@ def test_the_endpoint_comes_from_the_standard_variables_traces_first() -> None:
 def test_otel_service_name_overrides_the_services_own_name() -> None:
     assert build_resource("io", {}).attributes["service.name"] == "io"
     assert build_resource("io", {"OTEL_SERVICE_NAME": "io-canary"}).attributes["service.name"] == "io-canary"
+
+
+def test_the_resource_serialises_its_attributes_for_a_hash_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import opentelemetry.sdk.resources as resources
+
+    calls = []
+    real_dumps = resources.dumps
+    monkeypatch.setattr(resources, "dumps", lambda *a, **k: calls.append(1) or real_dumps(*a, **k))
+    resource = build_resource("io", {})
+    assert len({hash(resource) for _ in range(5)}) == 1
+    assert len(calls) == 1  # the OTLP encoder hashes it once per exported span
+    plain = resources.Resource(resource.attributes)
+    assert resource == plain
+    assert hash(resource) == hash(plain)
+
+
+def test_the_trace_carrier_collects_every_propagator_field_in_one_pass() -> None:
+    from opentelemetry import propagate
+    from opentelemetry.propagators.textmap import TextMapPropagator
+
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    headers = [(b"traceparent", parent.encode()), (b"tracestate", b"a=1"), (b"x-api-key", b"secret"),
+               (b"tracestate", b"b=2"), (b"baggage", b"k=v"), (b"x-panorama-synthetic", b"1")]  # fmt: skip
+    carrier = trace_carrier({"headers": headers})
+    assert carrier == {"traceparent": parent, "tracestate": "a=1,b=2", "baggage": "k=v", "x-panorama-synthetic": "1"}
+    span_context = trace.get_current_span(propagate.extract(carrier)).get_span_context()
+    assert format(span_context.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
+    assert dict(span_context.trace_state) == {"a": "1", "b": "2"}
+
+    class Custom(TextMapPropagator):  # OTEL_PROPAGATORS may name one that reads other headers
+        @property
+        def fields(self) -> set[str]:
+            return {"X-Custom-Trace"}
+
+        def extract(self, carrier, context=None, getter=None):  # type: ignore[no-untyped-def]
+            return context
+
+        def inject(self, carrier, context=None, setter=None) -> None:  # type: ignore[no-untyped-def]
+            return None
+
+    configured = propagate.get_global_textmap()
+    propagate.set_global_textmap(Custom())
+    try:
+        found = trace_carrier({"headers": [*headers, (b"x-custom-trace", b"t")]})
+    finally:
+        propagate.set_global_textmap(configured)
+    assert found == {"x-custom-trace": "t", "x-panorama-synthetic": "1"}
+    assert "traceparent" in trace_carrier({"headers": headers})  # and back with the configured one
 
 
 def test_without_an_endpoint_nothing_is_installed_and_no_thread_starts() -> None:

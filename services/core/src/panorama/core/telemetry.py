@@ -231,7 +231,7 @@ class ServerSpanMiddleware:
     name the span (``_get_default_span_details`` walks the app's routes), collected attributes
     through several layers of helpers, and wrapped send and receive. This one reads the scope once,
     takes the parent the gate already extracted, and opens the span without the SDK's two nested
-    context managers (:func:`activate` and :func:`close` do what ``start_as_current_span`` does).
+    context managers (:class:`current_span` does what ``start_as_current_span`` does).
     """
 
     def __init__(self, app: Any, tracer: Any) -> None:
@@ -244,15 +244,17 @@ class ServerSpanMiddleware:
             await self.app(scope, receive, send)
             return
         method = scope["method"]
-        gated = _gate_parent.get()
-        carrier = None if gated is not None else trace_carrier(scope)
-        parent = gated if gated is not None else propagate.extract(carrier)
+        gated = _gated.get()
+        if gated is None:  # a test's provider: no gate in front
+            carrier = trace_carrier(scope)
+            parent = propagate.extract(carrier)
+        else:
+            parent, carrier = gated
         span = self.tracer.start_span(
             method, context=parent, kind=trace.SpanKind.SERVER, attributes=_request_attributes(scope)
         )
-        if SYNTHETIC_KEY in (carrier if carrier is not None else _gate_carrier.get()):
+        if SYNTHETIC_KEY in carrier:
             span.set_attribute("panorama.synthetic", True)
-        token = activate(span, parent)
 
         async def send_noting_status(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
@@ -262,33 +264,38 @@ class ServerSpanMiddleware:
                     span.set_status(trace.Status(trace.StatusCode.ERROR))
             await send(message)
 
-        error = None
-        try:
-            await self.app(scope, receive, send_noting_status)
-        except Exception as exc:
-            error = exc
-            raise
-        finally:
-            route = getattr(scope.get("route"), "path", None)
-            if route:
-                span.set_attribute("http.route", route)
-                span.update_name(f"{method} {route}")
-            close(span, token, error)
+        with current_span(span, parent):
+            try:
+                await self.app(scope, receive, send_noting_status)
+            finally:
+                route = getattr(scope.get("route"), "path", None)
+                if route:
+                    span.set_attribute("http.route", route)
+                    span.update_name(f"{method} {route}")
 
 
-def activate(span: Any, parent: otel_context.Context | None = None) -> object:
-    """Make ``span`` current (under ``parent``, else the current context); the token is for :func:`close`."""
-    return otel_context.attach(trace.set_span_in_context(span, parent))
+class current_span:  # lower case: used like the SDK's function-style context managers
+    """``with current_span(span, parent):`` makes ``span`` current (under ``parent``, else the current
+    context), then restores the context and ends the span, recording an ``Exception`` as ``use_span``
+    does (an ``exception`` event and ERROR status ``"Type: message"``). A plain class, not the SDK's
+    ``start_as_current_span``, whose two nested generator context managers cost every recorded span."""
 
+    __slots__ = ("parent", "span", "token")
 
-def close(span: Any, token: object, error: Exception | None = None) -> None:
-    """Restore the context and end the span, recording ``error`` as ``use_span`` does (an
-    ``exception`` event and ERROR status ``"Type: message"``)."""
-    otel_context.detach(token)  # type: ignore[arg-type]
-    if error is not None and span.is_recording():
-        span.record_exception(error)
-        span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-    span.end()
+    def __init__(self, span: Any, parent: otel_context.Context | None = None) -> None:
+        self.span = span
+        self.parent = parent
+
+    def __enter__(self) -> Any:
+        self.token = otel_context.attach(trace.set_span_in_context(self.span, self.parent))
+        return self.span
+
+    def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> None:
+        otel_context.detach(self.token)
+        if isinstance(error, Exception) and self.span.is_recording():
+            self.span.record_exception(error)
+            self.span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        self.span.end()
 
 
 def _request_attributes(scope: dict[str, Any]) -> dict[str, Any]:
@@ -311,8 +318,7 @@ def _request_attributes(scope: dict[str, Any]) -> dict[str, Any]:
 # Set by the gate for the request it let through to the instrumentation: the parent context it
 # extracted (the middleware does not extract it again), and the trace headers it read. The root
 # sampler must agree with the decision the gate already made (with a trace id of its own).
-_gate_parent: ContextVar[otel_context.Context | None] = ContextVar("panorama_gate_parent", default=None)
-_gate_carrier: ContextVar[dict[str, str]] = ContextVar("panorama_gate_carrier", default={})  # noqa: B039 (never mutated)
+_gated: ContextVar[tuple[otel_context.Context, dict[str, str]] | None] = ContextVar("panorama_gated", default=None)
 
 
 class GateSampler:
@@ -323,7 +329,7 @@ class GateSampler:
         self.inner = inner
 
     def should_sample(self, parent_context: Any, trace_id: int, name: str, *args: Any, **kwargs: Any) -> Any:
-        if _gate_parent.get() is not None and not trace.get_current_span(parent_context).get_span_context().is_valid:
+        if _gated.get() is not None and not trace.get_current_span(parent_context).get_span_context().is_valid:
             from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
             return ALWAYS_ON.should_sample(parent_context, trace_id, name, *args, **kwargs)
@@ -397,12 +403,11 @@ class SamplingGate:
         trace_id = parent_span.trace_id if parent_span.is_valid else random.getrandbits(128)
         decision = self.sampler.should_sample(parent, trace_id, "gate")
         if decision.decision.is_sampled():
-            parent_token, carrier_token = _gate_parent.set(parent), _gate_carrier.set(carrier)
+            token = _gated.set((parent, carrier))
             try:
                 await self.traced(scope, receive, send)
             finally:
-                _gate_carrier.reset(carrier_token)
-                _gate_parent.reset(parent_token)
+                _gated.reset(token)
             return
         unsampled = trace.NonRecordingSpan(
             trace.SpanContext(

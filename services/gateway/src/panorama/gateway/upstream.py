@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from panorama.core.contract import DEADLINE_HEADER, DEADLINE_MAX_S, RELAYED_HEADERS
 from panorama.core.errors import Problem
-from panorama.core.telemetry import activate, close
+from panorama.core.telemetry import current_span
 
 # Methods a retry may safely send again.
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -108,21 +108,13 @@ class Upstream:
             return await self._call(method, path, timeout, json, params, carrier, data)
         url = self.base_url + path
         attributes = {"http.method": method, "http.url": url}  # as the aiohttp instrumentation names them
-        span = _tracer.start_span(method, kind=SpanKind.CLIENT, attributes=attributes)
-        token = activate(span)
-        error = None
-        try:
+        with current_span(_tracer.start_span(method, kind=SpanKind.CLIENT, attributes=attributes)) as span:
             propagate.inject(carrier)
             response = await self._call(method, path, timeout, json, params, carrier, data)
             span.set_attribute("http.status_code", response.status)
             if response.status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
             return response
-        except Exception as exc:
-            error = exc
-            raise
-        finally:
-            close(span, token, error)
 
     async def _call(
         self,

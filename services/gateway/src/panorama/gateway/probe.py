@@ -17,10 +17,12 @@ import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.to_thread
 from hachoir.core import config as hachoir_config
+from hachoir.field import FieldError
 from hachoir.metadata import extractMetadata
 from hachoir.metadata.metadata import Metadata, MultipleMetadata
 from hachoir.parser import ValidateError, guessParser
@@ -167,8 +169,19 @@ def _mpeg_has_video(parser: Parser) -> bool:
             return False
         if field.name.startswith("video["):  # MPEG-PS: hachoir names video packets itself
             return True
-        if field.name.startswith("packet[") and field["payload_unit_start"].value and field["has_payload"].value:
-            payload = field["payload"].value
-            if payload[:3] == b"\0\0\1" and len(payload) > 3 and payload[3] in PES_VIDEO_IDS:
-                return True
+        if field.name.startswith("packet[") and _pes_is_video(field):
+            return True
     return False
+
+
+def _pes_is_video(packet: Any) -> bool:
+    """A transport stream packet that starts a video PES. A damaged packet (random bytes that passed
+    the stream's validation: a payload flag with no payload after it, or a payload hachoir cannot
+    read, whose value is then None) is not one."""
+    try:
+        if not (packet["payload_unit_start"].value and packet["has_payload"].value):
+            return False
+        payload = packet["payload"].value
+    except FieldError:  # MissingField included: the packet ends before the field it announces
+        return False
+    return isinstance(payload, bytes) and payload[:3] == b"\0\0\1" and len(payload) > 3 and payload[3] in PES_VIDEO_IDS

@@ -113,6 +113,133 @@ def test_the_trace_carrier_collects_every_propagator_field_in_one_pass() -> None
     assert "traceparent" in trace_carrier({"headers": headers})  # and back with the configured one
 
 
+def _gate_outcome(gate_sampler: object, headers: list[tuple[bytes, bytes]], *, short: bool) -> dict[str, object]:
+    """What the app under a SamplingGate sees for one request: which app ran it (traced or plain),
+    and the current span's trace id, sampled flag and trace state, the baggage and the parent handed
+    to the traced app; ``short=False`` takes the general path (extract, then ask the sampler)."""
+    import asyncio
+
+    from opentelemetry import baggage
+    from opentelemetry import context as otel_context
+
+    from panorama.core import telemetry
+
+    seen: dict[str, object] = {}
+
+    def app(name: str):  # type: ignore[no-untyped-def]
+        async def handle(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+            gated = telemetry._gated.get()
+            context = gated[0] if gated else otel_context.get_current()
+            span = trace.get_current_span(context).get_span_context()
+            seen.update(
+                app=name,
+                trace_id=format(span.trace_id, "032x") if span.is_valid else None,
+                sampled=span.trace_flags.sampled,
+                remote=span.is_remote,
+                trace_state=dict(span.trace_state or {}),
+                baggage=dict(baggage.get_all(context)),
+            )
+
+        return handle
+
+    gate = telemetry.SamplingGate(app("traced"), app("plain"), gate_sampler)
+    if not short:
+        gate.root_sampled = None
+    scope = {"type": "http", "path": "/x", "headers": headers}
+    asyncio.run(gate(scope, None, None))
+    return seen
+
+
+def test_the_gates_short_path_decides_as_the_propagators_and_the_sampler_do() -> None:
+    import random
+
+    from opentelemetry import context as otel_context
+    from opentelemetry import propagate
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.sdk.trace.sampling import (
+        ALWAYS_ON,
+        ParentBased,
+        ParentBasedTraceIdRatio,
+        TraceIdRatioBased,
+    )
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    from panorama.core.telemetry import _root_decision, _short_decision
+
+    # The root's decision is the ratio sampler's own, trace id by trace id.
+    sampler = ParentBasedTraceIdRatio(0.25)
+    decide = _root_decision(sampler)
+    ids = [random.getrandbits(128) for _ in range(4000)]
+    expected = [sampler.should_sample(otel_context.Context(), i, "x").decision.is_sampled() for i in ids]
+    assert [decide(i) for i in ids] == expected
+    assert 700 < sum(expected) < 1300
+    assert all(_root_decision(ParentBased(ALWAYS_ON))(i) for i in ids[:10])
+
+    # Only the samplers whose decisions it knows; anything else asks the sampler itself.
+    class Custom(TraceIdRatioBased):
+        def should_sample(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            return super().should_sample(*args, **kwargs)
+
+    assert _root_decision(TraceIdRatioBased(0.5)) is None  # not parent-based
+    assert _root_decision(ParentBased(Custom(0.5))) is None
+    assert _root_decision(ParentBased(ALWAYS_ON, remote_parent_not_sampled=ALWAYS_ON)) is None
+
+    trace_id, span_id = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    judged_there = [
+        f"00-{trace_id}-{span_id}-01",  # the caller sampled it
+        f"00-{trace_id}-{span_id}-03",
+        f"00-{'0' * 32}-{span_id}-00",  # invalid ids, versions, shapes: the propagator ignores them
+        f"00-{trace_id}-{'0' * 16}-00",
+        f"ff-{trace_id}-{span_id}-00",
+        f"00-{trace_id}-{span_id}-00-extra",
+        f"00-{trace_id.upper()}-{span_id}-00",
+        "garbage",
+    ]
+    for header in judged_there:
+        assert _short_decision({"traceparent": header}, decide) is None, header
+    assert _short_decision({"traceparent": f"00-{trace_id}-{span_id}-00"}, decide) == (int(trace_id, 16), False)
+    assert _short_decision({"traceparent": f"01-{trace_id}-{span_id}-02-future"}, decide) == (int(trace_id, 16), False)
+
+    # Whole requests: the short path and the general one agree on what the app sees.
+    always = ParentBasedTraceIdRatio(1.0)
+    never = ParentBasedTraceIdRatio(0.0)
+    cases: list[tuple[object, list[tuple[bytes, bytes]]]] = [
+        (never, []),
+        (always, []),
+        (never, [(b"x-panorama-synthetic", b"bench")]),
+        (always, [(b"traceparent", f"00-{trace_id}-{span_id}-00".encode())]),
+        (always, [(b"traceparent", f"00-{trace_id}-{span_id}-01".encode())]),
+        (never, [(b"traceparent", f"00-{trace_id}-{span_id}-01".encode())]),
+        (never, [(b"traceparent", b"garbage")]),
+        (always, [(b"traceparent", f"00-{trace_id}-{span_id}-00".encode()), (b"tracestate", b"k=v")]),
+        (always, [(b"traceparent", f"00-{trace_id}-{span_id}-00".encode()), (b"baggage", b"synthetic=true")]),
+        (never, [(b"baggage", b"synthetic=true")]),
+    ]
+    for gate_sampler, headers in cases:
+        short = _gate_outcome(gate_sampler, headers, short=True)
+        general = _gate_outcome(gate_sampler, headers, short=False)
+        if short["trace_id"] is not None and not headers:  # a root's trace id is drawn at random
+            short["trace_id"] = general["trace_id"] = "root"
+        if headers == [] or headers[0][0] != b"traceparent" or headers[0][1] == b"garbage":
+            short["trace_id"] = general["trace_id"] = "root" if short["trace_id"] else None
+        assert short == general, headers
+    assert _gate_outcome(never, [(b"traceparent", f"00-{trace_id}-{span_id}-00".encode())], short=True) == {
+        "app": "plain", "trace_id": trace_id, "sampled": False, "remote": False, "trace_state": {}, "baggage": {},
+    }  # fmt: skip
+    assert _gate_outcome(never, [(b"baggage", b"synthetic=true")], short=True)["baggage"] == {"synthetic": "true"}
+
+    # Another propagator configured: the general path, whatever the headers.
+    configured = propagate.get_global_textmap()
+    propagate.set_global_textmap(CompositePropagator([TraceContextTextMapPropagator()]))
+    try:
+        from panorama.core.telemetry import _defaults_in_force
+
+        assert not _defaults_in_force()
+    finally:
+        propagate.set_global_textmap(configured)
+    assert _defaults_in_force()
+
+
 def test_without_an_endpoint_nothing_is_installed_and_no_thread_starts() -> None:
     out = run_python(
         """

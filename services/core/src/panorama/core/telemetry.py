@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -379,7 +380,9 @@ class SamplingGate:
 
     Measured reason (docs/observability.md): the ASGI middleware collected the request's
     attributes, wrapped send and receive and ran the span machinery for every request, sampled or
-    not; at 10 % sampling the gateway paid most of the always-on cost.
+    not; at 10 % sampling the gateway paid most of the always-on cost. Under the SDK's default
+    propagators and sampler, an unsampled request without baggage or trace state is decided without
+    extracting its caller's context first (the short path, below).
     """
 
     def __init__(self, traced: Any, plain: Any, sampler: Any) -> None:
@@ -389,6 +392,7 @@ class SamplingGate:
         self.plain = plain
         self.sampler = sampler
         self.excluded = frozenset(EXCLUDED_PATHS)
+        self.root_sampled = _root_decision(sampler)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -398,16 +402,21 @@ class SamplingGate:
             await self.plain(scope, receive, send)
             return
         carrier = trace_carrier(scope)
+        if self.root_sampled is not None and carrier.keys() <= _PLAIN_KEYS and _defaults_in_force():
+            decided = _short_decision(carrier, self.root_sampled)
+            if decided is not None:
+                trace_id, sampled = decided
+                if sampled:  # a root the ratio chose: no caller's context to extract
+                    await self._traced(otel_context.Context(), carrier, scope, receive, send)
+                else:
+                    await self._unsampled(trace_id, scope, receive, send)
+                return
         parent = propagate.extract(carrier)
         parent_span = trace.get_current_span(parent).get_span_context()
         trace_id = parent_span.trace_id if parent_span.is_valid else random.getrandbits(128)
         decision = self.sampler.should_sample(parent, trace_id, "gate")
         if decision.decision.is_sampled():
-            token = _gated.set((parent, carrier))
-            try:
-                await self.traced(scope, receive, send)
-            finally:
-                _gated.reset(token)
+            await self._traced(parent, carrier, scope, receive, send)
             return
         unsampled = trace.NonRecordingSpan(
             trace.SpanContext(
@@ -423,6 +432,106 @@ class SamplingGate:
             await self.plain(scope, receive, send)
         finally:
             otel_context.detach(token)
+
+    async def _traced(
+        self, parent: otel_context.Context, carrier: dict[str, str], scope: dict[str, Any], receive: Any, send: Any
+    ) -> None:
+        token = _gated.set((parent, carrier))
+        try:
+            await self.traced(scope, receive, send)
+        finally:
+            _gated.reset(token)
+
+    async def _unsampled(self, trace_id: int, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """What the general path does for an unsampled request with no baggage or trace state,
+        without building the caller's context first: a non-recording span of the request's own
+        (the same trace id, a new span id) in an otherwise empty context."""
+        span = trace.NonRecordingSpan(trace.SpanContext(trace_id, random.getrandbits(64), False, _NOT_SAMPLED, None))
+        token = otel_context.attach(trace.set_span_in_context(span, otel_context.Context()))
+        try:
+            await self.plain(scope, receive, send)
+        finally:
+            otel_context.detach(token)
+
+
+# --- the gate's short path for unsampled requests under the default configuration.
+#
+# Measured reason (docs/observability.md, "What an unsampled request still paid"): with a sampler
+# that records nothing (ratio 0), io's worker spent 37-41 µs more per request than untraced, the
+# gateway's 33-50 µs; in one process io's gate took 16 µs of it in propagate.extract (10 µs: the
+# composite propagator, the baggage propagator, the caller's SpanContext and its context) and the
+# sampler's decision (4 µs). Under W3C trace context and baggage, the SDK's default propagators,
+# and a parent-based sampler that drops what an unsampled caller dropped (its default), a request
+# with neither baggage nor trace state needs neither: its decision is in the traceparent's flags
+# (a caller's) or in the root sampler's ratio (a root). Everything else takes the general path.
+
+_NOT_SAMPLED = trace.TraceFlags(trace.TraceFlags.DEFAULT)
+_PLAIN_KEYS = frozenset({"traceparent", SYNTHETIC_KEY})
+
+
+def _root_decision(sampler: Any) -> Any:
+    """``trace_id -> sampled?`` of a root request, when ``sampler`` is ``ParentBased`` with the
+    delegates the short path assumes for a caller's decision; ``None`` otherwise (the general path
+    asks the sampler itself)."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, TraceIdRatioBased
+
+    def plain(candidate: Any, kind: type) -> bool:  # that class's own decision, not an override
+        return isinstance(candidate, kind) and type(candidate).should_sample is kind.should_sample
+
+    if not plain(sampler, ParentBased) or getattr(sampler, "_remote_parent_not_sampled", None) is not ALWAYS_OFF:
+        return None
+    root = getattr(sampler, "_root", None)
+    if root is ALWAYS_ON:
+        return lambda trace_id: True
+    if root is ALWAYS_OFF:
+        return lambda trace_id: False
+    if plain(root, TraceIdRatioBased):
+        limit, bound = TraceIdRatioBased.TRACE_ID_LIMIT, root.bound
+        return lambda trace_id: trace_id & limit < bound
+    return None
+
+
+def _defaults_in_force() -> bool:
+    """The global propagator is still the SDK's default: W3C trace context, then baggage."""
+    textmap = propagate.get_global_textmap()
+    if _default_textmap[0] is not textmap:
+        from opentelemetry.baggage.propagation import W3CBaggagePropagator
+        from opentelemetry.propagators.composite import CompositePropagator
+
+        kinds = [type(p) for p in getattr(textmap, "_propagators", ())]
+        default = type(textmap) is CompositePropagator and kinds == [
+            TraceContextTextMapPropagator,
+            W3CBaggagePropagator,
+        ]
+        _default_textmap[:] = [textmap, default]
+    return bool(_default_textmap[1])
+
+
+_default_textmap: list[Any] = [None, False]
+
+
+_TRACEPARENT = TraceContextTextMapPropagator._TRACEPARENT_HEADER_FORMAT_RE
+
+
+def _short_decision(carrier: Mapping[str, str], root_sampled: Any) -> tuple[int, bool] | None:
+    """``(trace id, sampled?)`` of a request whose caller did not sample it or that has no caller;
+    ``None`` for the general path (a caller that sampled it, or a traceparent to judge there).
+    A traceparent is read as the W3C propagator reads it (its own pattern and rules); one it would
+    ignore is left to it, which makes the request a root."""
+    header = carrier.get("traceparent")
+    if header is None:
+        trace_id = random.getrandbits(128)
+        return trace_id, root_sampled(trace_id)
+    match = _TRACEPARENT.search(header)
+    if match is None:
+        return None
+    version, trace_hex, span_hex, flags = match.group(1, 2, 3, 4)
+    if version == "ff" or (version == "00" and match.group(5)):
+        return None
+    trace_id = int(trace_hex, 16)
+    if trace_id == 0 or int(span_hex, 16) == 0 or int(flags, 16) & trace.TraceFlags.SAMPLED:
+        return None
+    return trace_id, False
 
 
 def instrument_aiohttp_client() -> bool:

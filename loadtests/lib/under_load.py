@@ -2,8 +2,9 @@
 
 8. ``GET /users/{id}`` through the gateway at concurrency 256 for 15 s, cache hit (one hot id) and
    cache miss (random ids over a large seeded table): throughput, p99 and errors (target 0). Then a
-   TTL expiry under the same load: Postgres' own index-scan counter on ``users`` gives the queries,
-   divided by keys and by the expiries the run went through (target: at most one per key each).
+   TTL expiry under the same load, for a whole number of refresh cycles: Postgres' own index-scan
+   counter on ``users`` gives the queries, divided by keys and by the cycles (target: at most one
+   per key each).
    A miss waits its turn for one of io's DB connections (FIFO, ``panorama.io.admission``) within
    the request's budget; before that queue, SQLAlchemy's unfair pool starved some past its 3 s wait.
 10. Worker recycling under load: gunicorn's ``max_requests`` set low (1000, half jitter staggered by
@@ -94,25 +95,29 @@ def users_under_load(
         out["miss"] = {**asyncio.run(drive_ids(gateway, ids, seconds, seen_miss)), "x_cache": dict(seen_miss)}
         out["hit"]["settings"] = out["miss"]["settings"] = dict(ALWAYS)
     ttl, keys = 5, 8
+    # A TTL cycle: without refresh-ahead an entry would expire every `ttl` s; with it, one request
+    # refreshes it every 0.8 x ttl (the last 20 % is the refresh window). At most one query per cycle.
+    # The run lasts a whole number of cycles: then it crosses each key's refresh point exactly that
+    # many times, whenever it starts (15 s over 4 s cycles crossed 3 or 4, by phase alone: 0.9 or 1.07).
+    cycle = ttl * 0.8
+    expiries = max(1, round(seconds / cycle))
     expiry_env = {"PANORAMA_CACHE_TTL": str(ttl)}
     with suite(workdir, database_url, redis_url, expiry_env, {}) as gateway:
         hot = ids[100 : 100 + keys]
         asyncio.run(drive_ids(gateway, hot, 1.0, Counter()))
         before = index_scans(database_url)
         seen: Counter[str] = Counter()
-        loop = asyncio.run(drive_ids(gateway, hot, seconds, seen))
+        loop = asyncio.run(drive_ids(gateway, hot, expiries * cycle, seen))
         queries = index_scans(database_url) - before
-    # A TTL cycle: without refresh-ahead an entry would expire every `ttl` s; with it, one request
-    # refreshes it every 0.8 x ttl (the last 20 % is the refresh window). At most one query per cycle.
-    expiries = seconds / (ttl * 0.8)
     per_key = queries / keys / expiries
     out["expiry"] = {
         **loop,
         "x_cache": dict(seen),
         "keys": keys,
         "ttl_s": ttl,
-        "expiries_per_key": round(expiries, 1),
-        "cycle_s": ttl * 0.8,
+        "expiries_per_key": expiries,
+        "cycle_s": cycle,
+        "run_s": expiries * cycle,
         "queries": queries,
         "queries_per_key_per_expiry": round(per_key, 2),
         "settings": {**ALWAYS, **expiry_env},

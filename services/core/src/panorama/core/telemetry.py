@@ -26,7 +26,7 @@ import random
 import threading
 from collections.abc import Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -359,17 +359,43 @@ def trace_carrier(scope: Mapping[str, Any]) -> dict[str, str]:
     return carrier
 
 
-_wanted: tuple[object, dict[bytes, str]] | None = None
+class _Propagation(NamedTuple):
+    """What the request path needs to know of one global propagator, worked out once for it."""
+
+    textmap: object
+    wanted: dict[bytes, str]  # header names to collect -> carrier keys
+    default: bool  # the SDK's default: W3C trace context, then baggage (the gate's short path)
+
+
+_propagation_seen: _Propagation | None = None
+
+
+def _propagation() -> _Propagation:
+    """The global propagator's :class:`_Propagation` (worked out again if it is replaced)."""
+    global _propagation_seen
+    textmap = propagate.get_global_textmap()
+    if _propagation_seen is None or _propagation_seen.textmap is not textmap:
+        from opentelemetry.baggage.propagation import W3CBaggagePropagator
+        from opentelemetry.propagators.composite import CompositePropagator
+
+        names = {field.lower() for field in textmap.fields} | {SYNTHETIC_KEY}
+        kinds = [type(p) for p in getattr(textmap, "_propagators", ())]
+        default = type(textmap) is CompositePropagator and kinds == [
+            TraceContextTextMapPropagator,
+            W3CBaggagePropagator,
+        ]
+        _propagation_seen = _Propagation(textmap, {name.encode("latin-1"): name for name in names}, default)
+    return _propagation_seen
 
 
 def _wanted_headers() -> dict[bytes, str]:
-    """Header names to collect, for the global propagator (rebuilt if it is replaced)."""
-    global _wanted
-    textmap = propagate.get_global_textmap()
-    if _wanted is None or _wanted[0] is not textmap:
-        names = {field.lower() for field in textmap.fields} | {SYNTHETIC_KEY}
-        _wanted = (textmap, {name.encode("latin-1"): name for name in names})
-    return _wanted[1]
+    """Header names to collect, for the global propagator."""
+    return _propagation().wanted
+
+
+def _defaults_in_force() -> bool:
+    """The global propagator is still the SDK's default: W3C trace context, then baggage."""
+    return _propagation().default
 
 
 class SamplingGate:
@@ -418,20 +444,8 @@ class SamplingGate:
         if decision.decision.is_sampled():
             await self._traced(parent, carrier, scope, receive, send)
             return
-        unsampled = trace.NonRecordingSpan(
-            trace.SpanContext(
-                trace_id=trace_id,
-                span_id=random.getrandbits(64),
-                is_remote=False,
-                trace_flags=trace.TraceFlags(trace.TraceFlags.DEFAULT),
-                trace_state=parent_span.trace_state if parent_span.is_valid else None,
-            )
-        )
-        token = otel_context.attach(trace.set_span_in_context(unsampled, parent))
-        try:
-            await self.plain(scope, receive, send)
-        finally:
-            otel_context.detach(token)
+        trace_state = parent_span.trace_state if parent_span.is_valid else None
+        await self._unsampled(trace_id, scope, receive, send, trace_state=trace_state, parent=parent)
 
     async def _traced(
         self, parent: otel_context.Context, carrier: dict[str, str], scope: dict[str, Any], receive: Any, send: Any
@@ -442,12 +456,24 @@ class SamplingGate:
         finally:
             _gated.reset(token)
 
-    async def _unsampled(self, trace_id: int, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """What the general path does for an unsampled request with no baggage or trace state,
-        without building the caller's context first: a non-recording span of the request's own
-        (the same trace id, a new span id) in an otherwise empty context."""
-        span = trace.NonRecordingSpan(trace.SpanContext(trace_id, random.getrandbits(64), False, _NOT_SAMPLED, None))
-        token = otel_context.attach(trace.set_span_in_context(span, otel_context.Context()))
+    async def _unsampled(
+        self,
+        trace_id: int,
+        scope: dict[str, Any],
+        receive: Any,
+        send: Any,
+        *,
+        trace_state: trace.TraceState | None = None,
+        parent: otel_context.Context | None = None,
+    ) -> None:
+        """The app below, under a non-recording span of the request's own: the trace id (and trace
+        state) of its caller or of its root, a new span id, ``sampled=0``, in the caller's context
+        (its baggage) or, on the short path, an empty one."""
+        span = trace.NonRecordingSpan(
+            trace.SpanContext(trace_id, random.getrandbits(64), False, _NOT_SAMPLED, trace_state)
+        )
+        context = parent if parent is not None else otel_context.Context()
+        token = otel_context.attach(trace.set_span_in_context(span, context))
         try:
             await self.plain(scope, receive, send)
         finally:
@@ -489,25 +515,6 @@ def _root_decision(sampler: Any) -> Any:
         limit, bound = TraceIdRatioBased.TRACE_ID_LIMIT, root.bound
         return lambda trace_id: trace_id & limit < bound
     return None
-
-
-def _defaults_in_force() -> bool:
-    """The global propagator is still the SDK's default: W3C trace context, then baggage."""
-    textmap = propagate.get_global_textmap()
-    if _default_textmap[0] is not textmap:
-        from opentelemetry.baggage.propagation import W3CBaggagePropagator
-        from opentelemetry.propagators.composite import CompositePropagator
-
-        kinds = [type(p) for p in getattr(textmap, "_propagators", ())]
-        default = type(textmap) is CompositePropagator and kinds == [
-            TraceContextTextMapPropagator,
-            W3CBaggagePropagator,
-        ]
-        _default_textmap[:] = [textmap, default]
-    return bool(_default_textmap[1])
-
-
-_default_textmap: list[Any] = [None, False]
 
 
 _TRACEPARENT = TraceContextTextMapPropagator._TRACEPARENT_HEADER_FORMAT_RE

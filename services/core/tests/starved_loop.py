@@ -1,7 +1,9 @@
 """Child process for test_blocking: an event loop under the detector, swamped or blocked on purpose.
 
-``python starved_loop.py callbacks SECONDS``: hundreds of tasks each running many ~0.1 ms steps
-(cheap reads, as a saturated service does) for SECONDS. ``python starved_loop.py block SECONDS``:
+``python starved_loop.py callbacks SECONDS [INCIDENTS]``: hundreds of tasks each running many ~0.1 ms
+steps (cheap reads, as a saturated service does) for SECONDS, and on (up to ten times as long) until
+the detector has counted INCIDENTS late beats, however the scheduler happened to share the core
+(one CI run saw 2 in 4 s where 12-21 are usual). ``python starved_loop.py block SECONDS``:
 one callback burning SECONDS of CPU time. Prints one JSON line: the detector's reports, its
 starvation count and the loop thread's CPU wait, and, for ``block``, the line that burned.
 """
@@ -12,6 +14,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Callable
 
 from prometheus_client import REGISTRY
 
@@ -24,20 +27,25 @@ def burn(seconds: float) -> None:
         sum(range(200))
 
 
-async def short_steps(stop: float) -> None:
-    while time.monotonic() < stop:
+async def short_steps(done: Callable[[], bool]) -> None:
+    while not done():
         sum(range(1500))  # ~0.05-0.1 ms of work per step
         await asyncio.sleep(0)
 
 
-async def main(mode: str, seconds: float) -> dict[str, object]:
+async def main(mode: str, seconds: float, incidents: int = 0) -> dict[str, object]:
     detector = BlockingDetector(threshold=0.1)
     detector.start()
     await asyncio.sleep(0.2)
     started = time.monotonic()
     if mode == "callbacks":
-        stop = started + seconds
-        await asyncio.gather(*(short_steps(stop) for _ in range(400)))
+        least, most = started + seconds, started + 10 * seconds
+
+        def done() -> bool:
+            now = time.monotonic()
+            return now >= most or (now >= least and detector.starved >= incidents)
+
+        await asyncio.gather(*(short_steps(done) for _ in range(400)))
     else:
         burn(seconds)
     wall = time.monotonic() - started
@@ -56,4 +64,5 @@ async def main(mode: str, seconds: float) -> dict[str, object]:
 
 if __name__ == "__main__":
     sys.stdin.readline()  # the parent pins this process to its core first, then says go
-    print(json.dumps(asyncio.run(main(sys.argv[1], float(sys.argv[2])))), flush=True)
+    incidents = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    print(json.dumps(asyncio.run(main(sys.argv[1], float(sys.argv[2]), incidents))), flush=True)

@@ -174,12 +174,12 @@ STARVED_CHILD = Path(__file__).with_name("starved_loop.py")
 HOG = "while True: pass"
 
 
-def run_starved(mode: str, seconds: float, hogs: int = 3) -> dict[str, Any]:
+def run_starved(mode: str, seconds: float, hogs: int = 3, incidents: int = 0) -> dict[str, Any]:
     """Run starved_loop.py pinned to one core with ``hogs`` busy processes pinned to the same core."""
     core = min(os.sched_getaffinity(0))
     children = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(hogs)]
     child = subprocess.Popen(
-        [sys.executable, str(STARVED_CHILD), mode, str(seconds)],
+        [sys.executable, str(STARVED_CHILD), mode, str(seconds), str(incidents)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -203,12 +203,14 @@ def run_starved(mode: str, seconds: float, hogs: int = 3) -> dict[str, Any]:
 def test_many_short_callbacks_on_a_cpu_starved_process_are_starvation_not_blocking() -> None:
     # Six busy processes on its only core: the loop gets about a seventh of it, so its beat is late
     # past the threshold whatever else the machine does (three were not enough on an idle machine).
-    result = run_starved("callbacks", 4.0, hogs=6)
+    # The child runs 4 s, and on (40 s at most) until three late beats were counted: usually 12-21
+    # come in 4 s, but the watchdog shares the starved core and one CI run saw only 2.
+    result = run_starved("callbacks", 4.0, hogs=6, incidents=3)
     # The loop was starved: its beat was late, often.
     assert result["starved"] >= 3, result
     assert result["starved_cpu"] + result["starved_callbacks"] == result["starved"], result
     assert result["starved_cpu"] >= 1, result
-    assert result["cpu_wait"] > 1.0, result  # ~3/4 of 4 s runnable but not running
+    assert result["cpu_wait"] > 1.0, result  # ~6/7 of 4 s or more runnable but not running
     assert result["reports"] == [], result  # and no false "blocked" with a random stack
 
 

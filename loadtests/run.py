@@ -15,7 +15,7 @@ Writes ``loadtests/results/<timestamp>/``: ``results.json`` (everything), one ``
 5. compute: process vs. thread pool, loop lag (``bench_compute.run``);
 6. video: worker vs. plain ffmpeg, jobs per minute (``bench_video.run``);
 7. tracing off / 10 % / always on, trivial route and ``GET /users/{id}``, against a decoding OTLP
-   receiver (``bench_tracing.section``);
+   receiver, with a second untraced stack as the run's control (``bench_tracing.section``);
 1b. 1000 concurrent 1 s awaits through the gateway vs. straight to io, two workers each, warm
    and cold (``lib/under_load.py``);
 8. ``GET /users/{id}`` via the gateway at concurrency 256, cache hit and miss, and a TTL expiry

@@ -177,7 +177,8 @@ def _goals_7(s7: dict[str, Any]) -> list[dict[str, Any]]:
         {
             "section": 7,
             "goal": f"tracing {row['sampler']} / untraced, {row['route']} route",
-            "value": f"{row['ratio']} ({row['rps_traced']} vs {row['rps_off']} req/s)",
+            "value": f"{row['ratio']} ({row['rps_traced']} vs {row['rps_off']} req/s"
+            + (f"; untraced control {row['control']})" if "control" in row else ")"),
             "target": f">= {row['target']}",
             "met": row["met"],
         }
@@ -443,6 +444,19 @@ def _section7(s: dict[str, Any]) -> list[str]:
         f"{s['concurrency']}, one worker each, load generator: {s.get('load_generator', 'aiohttp')}; "
         f"the receiver decoded {s['spans_decoded']} spans after the rounds ({', '.join(s['span_names'])}).\n",
         _table(header, [[r[k] for k in keys] for r in s["rows"]]),
+        *_control7(s.get("control")),
+    ]
+
+
+def _control7(control: dict[str, float] | None) -> list[str]:
+    if not control:
+        return []
+    read = ", ".join(f"{ratio} ({route} route)" for route, ratio in control.items())
+    spread = ", ".join(f"{abs(1 - ratio):.3f}" for ratio in control.values())
+    return [
+        f"\nResolution: a second untraced stack, identical to the first, read {read} of its throughput "
+        f"in the same rounds. A traced ratio within that distance of its target ({spread}) is not told "
+        "apart from the target by this run."
     ]
 
 

@@ -232,12 +232,12 @@ def test_the_gates_short_path_decides_as_the_propagators_and_the_sampler_do() ->
     configured = propagate.get_global_textmap()
     propagate.set_global_textmap(CompositePropagator([TraceContextTextMapPropagator()]))
     try:
-        from panorama.core.telemetry import _defaults_in_force
+        from panorama.core.telemetry import _propagation
 
-        assert not _defaults_in_force()
+        assert not _propagation().default
     finally:
         propagate.set_global_textmap(configured)
-    assert _defaults_in_force()
+    assert _propagation().default
 
 
 def test_without_an_endpoint_nothing_is_installed_and_no_thread_starts() -> None:

@@ -344,12 +344,13 @@ SYNTHETIC_HEADER = b"x-panorama-synthetic"
 SYNTHETIC_KEY = SYNTHETIC_HEADER.decode()
 
 
-def trace_carrier(scope: Mapping[str, Any]) -> dict[str, str]:
+def trace_carrier(scope: Mapping[str, Any], propagation: _Propagation | None = None) -> dict[str, str]:
     """The headers the configured propagators read (``traceparent``, ``tracestate``, ``baggage`` by
     default; ``OTEL_PROPAGATORS`` may name others) and the load-test marker, in one pass over the
     request's headers, as a carrier for ``propagate.extract``. Repeated headers are joined with a
-    comma, as HTTP allows for list-valued fields."""
-    wanted = _wanted_headers()
+    comma, as HTTP allows for list-valued fields. ``propagation``: the global propagator's, when the
+    caller already has it."""
+    wanted = (propagation or _propagation()).wanted
     carrier: dict[str, str] = {}
     for name, value in scope["headers"]:
         if name in wanted:
@@ -388,16 +389,6 @@ def _propagation() -> _Propagation:
     return _propagation_seen
 
 
-def _wanted_headers() -> dict[bytes, str]:
-    """Header names to collect, for the global propagator."""
-    return _propagation().wanted
-
-
-def _defaults_in_force() -> bool:
-    """The global propagator is still the SDK's default: W3C trace context, then baggage."""
-    return _propagation().default
-
-
 class SamplingGate:
     """Outermost ASGI app: decides up front, with the parent-based sampler, whether a request is
     sampled. Sampled requests go through the OpenTelemetry middleware as before (every span and
@@ -427,8 +418,9 @@ class SamplingGate:
         if scope.get("path") in self.excluded:
             await self.plain(scope, receive, send)
             return
-        carrier = trace_carrier(scope)
-        if self.root_sampled is not None and carrier.keys() <= _PLAIN_KEYS and _defaults_in_force():
+        propagation = _propagation()  # once per request: the carrier's headers and the short path's condition
+        carrier = trace_carrier(scope, propagation)
+        if self.root_sampled is not None and propagation.default and carrier.keys() <= _PLAIN_KEYS:
             decided = _short_decision(carrier, self.root_sampled)
             if decided is not None:
                 trace_id, sampled = decided

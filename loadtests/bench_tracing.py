@@ -23,10 +23,10 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
-from lib import wrk
+from lib import cpuuse, wrk
 from lib.output import emit
 
 from panorama.testing import OtlpReceiver, free_port, gunicorn_command, running
@@ -36,9 +36,14 @@ PATH = "/demo/async?delay=0"
 CONCURRENCY = 16
 
 
+class Stack(NamedTuple):
+    gateway: str
+    io: str
+
+
 @contextlib.contextmanager
-def stack(name: str, workdir: Path, extra_env: dict[str, str]) -> Iterator[str]:
-    """io + gateway (one worker each); yields the gateway's URL."""
+def stack(name: str, workdir: Path, extra_env: dict[str, str]) -> Iterator[Stack]:
+    """io + gateway (one worker each); yields their URLs."""
     io_port, gw_port = free_port(), free_port()
     env = {
         "PANORAMA_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/{name}.db",
@@ -62,7 +67,7 @@ def stack(name: str, workdir: Path, extra_env: dict[str, str]) -> Iterator[str]:
         running(io_cmd, env, workdir / f"{name}-io.log", url=f"http://127.0.0.1:{io_port}", timeout=60),
         running(gw_cmd, env, workdir / f"{name}-gw.log", url=f"http://127.0.0.1:{gw_port}", ready="/healthz"),
     ):
-        yield f"http://127.0.0.1:{gw_port}"
+        yield Stack(f"http://127.0.0.1:{gw_port}", f"http://127.0.0.1:{io_port}")
 
 
 async def drive(url: str, seconds: float, path: str = PATH) -> dict[str, float]:
@@ -96,7 +101,7 @@ def run(quick: bool = False, ratio: float | None = None) -> dict[str, Any]:
         traced_env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint, "OTEL_TRACES_SAMPLER": "always_on"}
         if ratio is not None:
             traced_env |= {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": str(ratio)}
-        with stack("off", workdir, {}) as off_url, stack("on", workdir, traced_env) as on_url:
+        with stack("off", workdir, {}) as (off_url, _), stack("on", workdir, traced_env) as (on_url, _):
             for url in (off_url, on_url):  # warm-up: connections, first imports, JIT-free but cache-warm
                 asyncio.run(drive(url, 1.0))
             per_round: list[dict[str, float]] = []
@@ -147,14 +152,19 @@ TRACED = ("10%", "always_on")
 GOALS = {("trivial", "10%"): 0.90, ("users", "10%"): 0.90, ("trivial", "always_on"): 0.75, ("users", "always_on"): 0.85}
 
 
-def throughput(url: str, path: str, seconds: float) -> float:
-    """Requests per second of ``path`` at CONCURRENCY: on wrk when installed (lib/wrk.py says why)."""
+def throughput(url: str, path: str, seconds: float, meter: cpuuse.CpuMeter | None = None) -> dict[str, float]:
+    """``rps`` of ``path`` at CONCURRENCY: on wrk when installed (lib/wrk.py says why). With a meter
+    (wrk only), also ``cpu_us``: the CPU the stack's gateway and io (every thread) spent per request."""
     if not wrk.available():
-        return asyncio.run(drive(url, seconds, path))["rps"]
+        return {"rps": asyncio.run(drive(url, seconds, path))["rps"]}
+    start = meter.start() if meter else None
     result = wrk.run(url + path, concurrency=CONCURRENCY, seconds=seconds, headers={"X-API-Key": API_KEY})
     if result["errors"]:
         raise RuntimeError(f"errors during the round: {result}")
-    return result["rps"]
+    if not (meter and start):
+        return {"rps": result["rps"]}
+    used = meter.per_request(start, result["requests"])
+    return {"rps": result["rps"], "cpu_us": used["cpu_us_gateway"] + used["cpu_us_io"]}
 
 
 def section(quick: bool = False) -> dict[str, Any]:
@@ -179,14 +189,16 @@ def section(quick: bool = False) -> dict[str, Any]:
         OtlpReceiver(defer=True) as receiver,
         contextlib.ExitStack() as es,
     ):
-        urls = {}
+        stacks = {}
         for name, env in SAMPLERS.items():
             traced = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, **env} if env else {}
-            urls[name] = es.enter_context(stack(name.replace("%", "pct"), Path(tmp), traced))
+            stacks[name] = es.enter_context(stack(name.replace("%", "pct"), Path(tmp), traced))
+        urls = {name: s.gateway for name, s in stacks.items()}
+        meters = {name: cpuuse.CpuMeter(s._asdict()) for name, s in stacks.items()} if wrk.available() else {}
         paths = {"trivial": PATH, "users": f"/users/{create_user(urls)}"}
         out["control"] = {}
         for route, path in paths.items():
-            rows, control = measure_route(urls, route, path, rounds, seconds)
+            rows, control = measure_route(urls, route, path, rounds, seconds, meters)
             out["rows"] += rows
             out["control"][route] = control
         time.sleep(6)  # one batch delay: the last exports arrive
@@ -211,36 +223,49 @@ def create_user(urls: dict[str, str]) -> int:
 
 
 def measure_route(
-    urls: dict[str, str], route: str, path: str, rounds: int, seconds: float
+    urls: dict[str, str],
+    route: str,
+    path: str,
+    rounds: int,
+    seconds: float,
+    meters: dict[str, cpuuse.CpuMeter] | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
     """Alternating rounds over the stacks on one path; one row per traced sampler against ``off``,
-    and what the untraced control stack read of ``off`` (the same median of per-round ratios)."""
+    and what the untraced control stack read of ``off`` (the same median of per-round ratios).
+
+    With ``meters`` each row also has ``cpu_us_off`` and ``cpu_us_traced`` (gateway and io, every
+    thread, per request; medians) and ``cpu_ratio``, the median of the rounds' untraced / traced CPU:
+    what a recorded request costs, apart from how the host shared its cores that second."""
+    meters = meters or {}
     for url in urls.values():
         throughput(url, path, 1.0)  # warm: connections, the cache entry
-    per_round: list[dict[str, float]] = []
+    per_round: list[dict[str, dict[str, float]]] = []
     for index in range(rounds):
         order = list(urls.items())
         if index % 2:
             order.reverse()
-        per_round.append({name: throughput(url, path, seconds) for name, url in order})
-    control = round(statistics.median(r["control"] / r["off"] for r in per_round), 3)
+        per_round.append({name: throughput(url, path, seconds, meters.get(name)) for name, url in order})
+    control = round(statistics.median(r["control"]["rps"] / r["off"]["rps"] for r in per_round), 3)
     rows = []
     for name in TRACED:
-        ratio = statistics.median(r[name] / r["off"] for r in per_round)
+        ratio = statistics.median(r[name]["rps"] / r["off"]["rps"] for r in per_round)
         goal = GOALS[(route, name)]
-        rows.append(
-            {
-                "route": route,
-                "sampler": name,
-                "rps_off": round(statistics.median(r["off"] for r in per_round), 1),
-                "rps_traced": round(statistics.median(r[name] for r in per_round), 1),
-                "ratio": round(ratio, 3),
-                "target": goal,
-                "met": ratio >= goal,
-                "control": control,
-                "settings": SAMPLERS[name],
-            }
-        )
+        row = {
+            "route": route,
+            "sampler": name,
+            "rps_off": round(statistics.median(r["off"]["rps"] for r in per_round), 1),
+            "rps_traced": round(statistics.median(r[name]["rps"] for r in per_round), 1),
+            "ratio": round(ratio, 3),
+            "target": goal,
+            "met": ratio >= goal,
+            "control": control,
+            "settings": SAMPLERS[name],
+        }
+        if meters:
+            row["cpu_us_off"] = round(statistics.median(r["off"]["cpu_us"] for r in per_round), 1)
+            row["cpu_us_traced"] = round(statistics.median(r[name]["cpu_us"] for r in per_round), 1)
+            row["cpu_ratio"] = round(statistics.median(r["off"]["cpu_us"] / r[name]["cpu_us"] for r in per_round), 3)
+        rows.append(row)
     return rows, control
 
 

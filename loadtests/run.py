@@ -205,7 +205,9 @@ def http_sections(run: Run, http: list[str]) -> None:
                 KEYS["2"],
                 "2: gateway vs direct io",
                 lambda: asyncio.run(
-                    sections.gateway_overhead(env["gateway"], env["io"], uid, seconds=loop_s, rounds=rounds)
+                    sections.gateway_overhead(
+                        env["gateway"], env["io"], uid, seconds=loop_s, rounds=rounds, redis=env["redis"]
+                    )
                 ),
             )
             run.section(
@@ -317,7 +319,7 @@ def closing_notes(run: Run, meta: dict[str, Any]) -> list[str]:
         key = next(k for k in KEYS.values() if k.startswith(str(goal["section"])))
         t = run.timing.get(key, {})
         busy = max(t.get("load_before", 0), t.get("load_after", 0))
-        why = (
+        why = goal.get("why") or (
             f"the host's load average was {busy} on {cores} cores during this section (the section's own "
             "services and load generator count in it; anything else running took CPU they needed)"
             if busy > cores

@@ -88,9 +88,20 @@ def _goals_2(s2: dict[str, Any]) -> list[dict[str, Any]]:
             "value": f"{s2['gateway_share_of_direct_rps']:.0%}",
             "target": f">= {s2['goal']['target']:.0%}",
             "met": s2["goal"]["met"],
+            **({"why": _why2(s2["cpu_bound"])} if "cpu_bound" in s2 else {}),
         }
     )
     return out
+
+
+def _why2(b: dict[str, Any]) -> str:
+    """Section 2's bound, from the CPU its rounds spent (``sections.cpu_bound``)."""
+    return (
+        f"via the gateway the host's {b['cores']} cores were {b['via_host_cores_busy']} busy, and the gateway, "
+        f"io, Redis and wrk spent {b['via_cpu_us_per_request']:.0f} µs of CPU per request together; direct, io's one "
+        f"worker held {b['direct_io_worker_cores_busy']} of a core. On these cores the share cannot exceed "
+        f"{b['share_ceiling']:.0%} whatever the services wait on"
+    )
 
 
 def _goals_3(s3: dict[str, Any]) -> list[dict[str, Any]]:
@@ -181,9 +192,21 @@ def _goals_7(s7: dict[str, Any]) -> list[dict[str, Any]]:
             + (f"; untraced control {row['control']})" if "control" in row else ")"),
             "target": f">= {row['target']}",
             "met": row["met"],
+            **({"why": _why7(row)} if "cpu_ratio" in row else {}),
         }
         for row in s7["rows"]
     ]
+
+
+def _why7(row: dict[str, Any]) -> str:
+    """A §7 row's cost in CPU (``bench_tracing.measure_route``): what the traced request spent."""
+    extra = row["cpu_us_traced"] - row["cpu_us_off"]
+    return (
+        f"a request cost the gateway and io {row['cpu_us_traced']:.0f} µs of CPU traced against "
+        f"{row['cpu_us_off']:.0f} untraced ({extra:+.0f} µs, exporter threads included; untraced / traced "
+        f"{row['cpu_ratio']}), so the traced stack does less in the same CPU time; the untraced control "
+        f"read {row['control']}, this run's resolution"
+    )
 
 
 def _goals_8(s8: dict[str, Any]) -> list[dict[str, Any]]:
@@ -359,6 +382,16 @@ def _section2(s: dict[str, Any], clients: dict[str, Any] | None) -> list[str]:
         f"\nGateway keeps **{s['gateway_share_of_direct_rps']:.0%}** of direct throughput; "
         f"p50 overhead {s['p50_overhead_ms']} ms. X-Cache seen: {s['x_cache']}.",
     ]
+    if b := s.get("cpu_bound"):
+        via, direct = s["gateway"], s["io_direct"]
+        lines.append(
+            f"\nCPU per request (µs, medians of the rounds): via the gateway, gateway {via['cpu_us_gateway']}, "
+            f"io {via['cpu_us_io']}, Redis {via.get('cpu_us_redis', '?')}, wrk {via['cpu_us_generator']}, host "
+            f"{via['host_cores_busy']} of {b['cores']} cores busy; direct, io {direct['cpu_us_io']}, Redis "
+            f"{direct.get('cpu_us_redis', '?')}, wrk {direct['cpu_us_generator']}, host "
+            f"{direct['host_cores_busy']} cores busy. Ceiling of the share on this host: "
+            f"**{b['share_ceiling']:.0%}** (`sections.cpu_bound`)."
+        )
     if clients:
         lines.append("\nClient library as the caller of io (the gateway's upstream choice), same load:\n")
         lines.append(_closed(clients["rows"], "client"))
@@ -438,12 +471,24 @@ def _section6(s: dict[str, Any]) -> list[str]:
 
 def _section7(s: dict[str, Any]) -> list[str]:
     header = ["route", "sampler", "untraced req/s", "traced req/s", "ratio", "target", "settings changed"]
-    keys = ("route", "sampler", "rps_off", "rps_traced", "ratio", "target", "settings")
+    keys: tuple[str, ...] = ("route", "sampler", "rps_off", "rps_traced", "ratio", "target", "settings")
+    cpu = all("cpu_ratio" in r for r in s["rows"])
+    if cpu:
+        header[5:5] = ["CPU µs/req untraced", "CPU µs/req traced", "CPU untraced / traced"]
+        keys = (*keys[:5], "cpu_us_off", "cpu_us_traced", "cpu_ratio", *keys[5:])
     return [
         f"Medians of {s['rounds']} alternating rounds of {s['round_seconds']} s at concurrency "
         f"{s['concurrency']}, one worker each, load generator: {s.get('load_generator', 'aiohttp')}; "
         f"the receiver decoded {s['spans_decoded']} spans after the rounds ({', '.join(s['span_names'])}).\n",
         _table(header, [[r[k] for k in keys] for r in s["rows"]]),
+        *(
+            [
+                "\nCPU: what the stack's gateway and io (every thread: the loop, the span exporter) spent per "
+                "request, medians of the rounds (`lib/cpuuse.py`)."
+            ]
+            if cpu
+            else []
+        ),
         *_control7(s.get("control")),
     ]
 

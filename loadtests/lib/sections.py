@@ -17,7 +17,9 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from . import wrk
+from panorama.core.cpu import affinity_cpus
+
+from . import cpuuse, wrk
 from .load import Call, burst, closed_loop, get_call, median_of, session
 from .stack import HEADERS
 
@@ -138,19 +140,22 @@ async def alternate(calls: Mapping[str, Call], concurrency: int, seconds: float,
     return {name: median_of(r) for name, r in runs.items()}
 
 
-async def gateway_overhead(gateway: str, io: str, user_id: int, *, seconds: float, rounds: int) -> dict[str, Any]:
+async def gateway_overhead(
+    gateway: str, io: str, user_id: int, *, seconds: float, rounds: int, redis: str | None = None
+) -> dict[str, Any]:
     """Section 2: ``GET /users/{id}`` (a cache hit) through the gateway vs. straight to io, same concurrency.
 
     Driven by wrk when it is installed (see ``lib/wrk.py``: a Python client would take one of the
     two cores the services share), else by the aiohttp loop; ``load_generator`` says which."""
     concurrency = 64
     targets = {"gateway": f"{gateway}/users/{user_id}", "io_direct": f"{io}/users/{user_id}"}
-    result = await alternate_urls(targets, concurrency, seconds, rounds)
+    services = {"gateway": gateway, "io": io} | ({"redis": redis} if redis else {})
+    result = await alternate_urls(targets, concurrency, seconds, rounds, services=services)
     seen = Counter[str]()
     for name in targets:
         seen.update(result[name].pop("x_cache", {}))
     share = result["gateway"]["rps"] / result["io_direct"]["rps"]
-    return {
+    out = {
         "path": "GET /users/{id} (Redis cache hit)",
         "concurrency": concurrency,
         "seconds": seconds,
@@ -160,6 +165,29 @@ async def gateway_overhead(gateway: str, io: str, user_id: int, *, seconds: floa
         "gateway_share_of_direct_rps": round(share, 2),
         "p50_overhead_ms": round(result["gateway"]["p50_ms"] - result["io_direct"]["p50_ms"], 2),
         "goal": {"value": round(share, 2), "target": GOAL_GATEWAY_SHARE, "met": share >= GOAL_GATEWAY_SHARE},
+    }
+    if "cpu_us_io" in result["gateway"]:
+        out["cpu_bound"] = cpu_bound(result["gateway"], result["io_direct"], affinity_cpus())
+    return out
+
+
+def cpu_bound(via: Mapping[str, float], direct: Mapping[str, float], cores: int) -> dict[str, Any]:
+    """What bounds section 2's share on this host, from the CPU its rounds spent per request.
+
+    Direct, io's one worker can use at most one core: ``1e6 / cpu_us_io`` requests a second. Via the
+    gateway, the gateway, io and wrk share the host's ``cores``: at most ``cores * 1e6 /`` (their CPU
+    per request together, Redis's too when it was measured). The ratio of the two is the share this
+    host allows whatever the services wait on; the kernel's work outside the processes comes on top,
+    so it is a ceiling."""
+    via_us = sum(v for k, v in via.items() if k.startswith("cpu_us_"))
+    direct_cap = 1e6 / direct["cpu_us_io"]
+    via_cap = cores * 1e6 / via_us
+    return {
+        "cores": cores,
+        "via_cpu_us_per_request": round(via_us, 1),
+        "direct_io_worker_cores_busy": round(direct["rps"] * direct["cpu_us_io"] / 1e6, 2),
+        "via_host_cores_busy": via["host_cores_busy"],
+        "share_ceiling": round(min(via_cap, direct_cap) / direct_cap, 2),
     }
 
 
@@ -269,10 +297,14 @@ async def alternate_urls(
     seconds: float,
     rounds: int,
     headers: Mapping[str, str] = HEADERS,
+    services: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """``alternate`` for plain GETs of URLs, on wrk when it is installed (``load_generator`` says which).
 
-    Each target's figures are medians over the rounds; ``x_cache`` sums the X-Cache answers."""
+    Each target's figures are medians over the rounds; ``x_cache`` sums the X-Cache answers. With
+    ``services`` (name: URL) and wrk, each round also reads the CPU every service, wrk and the host
+    spent (``lib/cpuuse.py``): ``cpu_us_<name>`` and ``cpu_us_generator`` per request,
+    ``host_cores_busy``."""
     if not wrk.available():
         seen = {name: Counter[str]() for name in targets}
         async with session(limit=concurrency) as client:
@@ -284,12 +316,15 @@ async def alternate_urls(
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
     for url in targets.values():  # warm-up: connections, caches, the first-request costs
         await asyncio.to_thread(wrk.run, url, concurrency=concurrency, seconds=1, headers=headers)
+    meter = cpuuse.CpuMeter(services) if services else None
     for index in range(rounds):
         order = list(targets.items()) if index % 2 == 0 else list(reversed(targets.items()))
         for name, url in order:
-            runs[name].append(
-                await asyncio.to_thread(wrk.run, url, concurrency=concurrency, seconds=seconds, headers=headers)
-            )
+            start = meter.start() if meter else None
+            one = await asyncio.to_thread(wrk.run, url, concurrency=concurrency, seconds=seconds, headers=headers)
+            if meter and start:
+                one |= meter.per_request(start, one["requests"])
+            runs[name].append(one)
     out: dict[str, Any] = {}
     for name, r in runs.items():
         cache: Counter[str] = Counter()

@@ -7,7 +7,8 @@ leaving the reader to guess (a saturated host, a saturated worker, or neither).
 
 A service is every process that holds its listening socket: the gunicorn master and its workers.
 The load generator is what this process's waited-for children used (``RUSAGE_CHILDREN``), so a
-round must wait for its generator (``subprocess.run``) and start no other child meanwhile.
+round must wait for its generator (``subprocess.run``) and start no other child meanwhile; or,
+with ``own=True``, this process itself (the aiohttp bursts of sections 1 and 1b), as ``client``.
 """
 
 from __future__ import annotations
@@ -64,24 +65,33 @@ class Reading:
 
 
 class CpuMeter:
-    """``start()`` before a round, ``per_request(start, requests)`` after it."""
+    """``start()`` before a round, ``per_request(start, requests)`` or ``spent(start)`` after it."""
 
-    def __init__(self, services: Mapping[str, str]) -> None:
+    def __init__(self, services: Mapping[str, str], *, own: bool = False) -> None:
         self.procs = {name: listeners(url) for name, url in services.items()}
+        self.own = own
 
     def start(self) -> Reading:
         return Reading(
             time.monotonic(),
             {name: _cpu_seconds(p) for name, p in self.procs.items()},
-            _children_seconds(),
+            _cpu_seconds([psutil.Process()]) if self.own else _children_seconds(),
             _host_busy_seconds(),
         )
 
-    def per_request(self, start: Reading, requests: int) -> dict[str, float]:
-        """``cpu_us_<service>`` and ``cpu_us_generator`` per request, ``host_cores_busy`` on average."""
+    def spent(self, start: Reading) -> dict[str, float]:
+        """CPU seconds since ``start``: ``<service>`` each, ``client`` or ``generator``, ``host_cores_busy``."""
         end = self.start()
+        out = {name: end.services[name] - start.services[name] for name in self.procs}
+        out["client" if self.own else "generator"] = end.generator - start.generator
+        out["host_cores_busy"] = (end.host - start.host) / max(end.wall - start.wall, 1e-9)
+        return out
+
+    def per_request(self, start: Reading, requests: int) -> dict[str, float]:
+        """``cpu_us_<name>`` per request (services, then ``generator`` or ``client``) and
+        ``host_cores_busy`` on average."""
+        used = self.spent(start)
         n = max(requests, 1)
-        out = {f"cpu_us_{name}": round((end.services[name] - start.services[name]) / n * 1e6, 1) for name in self.procs}
-        out["cpu_us_generator"] = round((end.generator - start.generator) / n * 1e6, 1)
-        out["host_cores_busy"] = round((end.host - start.host) / max(end.wall - start.wall, 1e-9), 2)
+        out = {f"cpu_us_{k}": round(v / n * 1e6, 1) for k, v in used.items() if k != "host_cores_busy"}
+        out["host_cores_busy"] = round(used["host_cores_busy"], 2)
         return out

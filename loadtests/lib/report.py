@@ -64,6 +64,7 @@ def _goals_1(s1: dict[str, Any]) -> list[dict[str, Any]]:
                 "value": f"{v['wall_s']} s, {v['errors']} errors (cold connections: {v['cold_wall_s']} s)",
                 "target": "< 2 s, 0 errors",
                 "met": v["wall_s"] < 2.0 and v["errors"] == 0,
+                **({"why": _why1(v["cpu_s"])} if "cpu_s" in v else {}),
             }
         )
         out.append(
@@ -178,9 +179,34 @@ def _goals_1b(s1b: dict[str, Any]) -> list[dict[str, Any]]:
             f"{s1b['errors']} errors",
             "target": f"<= {target}x",
             "met": s1b[temp + "_ratio"] <= target and s1b["errors"] == 0,
+            **({"why": _why1b(s1b["warm_cpu_s"])} if temp == "warm" and "warm_cpu_s" in s1b else {}),
         }
         for temp, target in (("warm", 1.25), ("cold", 1.6))
     ]
+
+
+def _cpu_s(c: dict[str, float]) -> str:
+    return (
+        f"gateway {c['gateway']:.2f} s, io {c['io']:.2f} s, the client {c['client']:.2f} s "
+        f"({c['host_cores_busy']:.2f} cores busy)"
+    )
+
+
+def _why1(c: dict[str, float]) -> str:
+    """Section 1's burst through the gateway (one worker each), from the CPU it spent."""
+    return (
+        f"the warm burst spent {_cpu_s(c)} of CPU: each request waits its 1 s, and the gateway's one "
+        "worker (one core at most) must also do the CPU work of 1000 requests in and 1000 out, on cores "
+        "it shares with io and the client"
+    )
+
+
+def _why1b(c: dict[str, dict[str, float]]) -> str:
+    """Section 1b's warm bursts (two workers each), from the CPU they spent (medians)."""
+    return (
+        f"a warm burst through the gateway spent {_cpu_s(c['gateway'])} of CPU, straight to io "
+        f"{_cpu_s(c['direct'])}: the gateway's CPU on top of io's, on the same cores"
+    )
 
 
 def _goals_7(s7: dict[str, Any]) -> list[dict[str, Any]]:

@@ -35,7 +35,7 @@ from typing import Any
 import aiohttp
 import psycopg
 
-from . import stack
+from . import cpuuse, stack
 from .load import closed_loop, session
 from .stack import HEADERS
 
@@ -178,6 +178,9 @@ def awaits_through_gateway(workdir: Path, database_url: str, redis_url: str, *, 
 
             async def measure() -> dict[str, Any]:
                 runs: dict[str, list[float]] = {"gateway": [], "direct": []}
+                # CPU seconds of each warm burst: gateway, io, this process (the client), host cores busy.
+                meter = cpuuse.CpuMeter({"gateway": gateway, "io": io}, own=True)
+                cpu: dict[str, list[dict[str, float]]] = {"gateway": [], "direct": []}
                 errors = 0
                 async with session(total_timeout=120) as client:
                     cold_gw = await burst(client, f"{gateway}{path}", 1000, headers=HEADERS)
@@ -189,7 +192,9 @@ def awaits_through_gateway(workdir: Path, database_url: str, redis_url: str, *, 
                     for index in range(rounds):
                         order = [("gateway", gateway), ("direct", io)]
                         for name, base in order if index % 2 == 0 else reversed(order):
+                            start = meter.start()
                             result = await burst(client, f"{base}{path}", 1000, headers=HEADERS)
+                            cpu[name].append(meter.spent(start))
                             runs[name].append(result["wall_s"])
                             errors += result["errors"]
                 gw, direct = statistics.median(runs["gateway"]), statistics.median(runs["direct"])
@@ -202,6 +207,11 @@ def awaits_through_gateway(workdir: Path, database_url: str, redis_url: str, *, 
                     "cold_ratio": round(cold_gw["wall_s"] / cold_io["wall_s"], 2),
                     "errors": errors + cold_gw["errors"] + cold_io["errors"],
                     "per_round": runs,
+                    "warm_cpu_s": {
+                        name: {k: round(statistics.median(r[k] for r in rs), 3) for k in rs[0]}
+                        for name, rs in cpu.items()
+                        if rs
+                    },
                 }
 
             out = asyncio.run(measure())

@@ -96,3 +96,28 @@ def test_the_ceiling_is_what_the_cores_allow_against_one_direct_worker() -> None
     assert sections.cpu_bound(heavier, direct, cores=2)["share_ceiling"] == 0.61
     # Enough cores: the direct worker's own core is the bound on both paths.
     assert sections.cpu_bound(via, direct, cores=8)["share_ceiling"] == 1.0
+
+
+def test_own_counts_this_process_as_the_client() -> None:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)])
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                meter = cpuuse.CpuMeter({"burn": f"http://127.0.0.1:{port}"}, own=True)
+                break
+            except LookupError:
+                assert time.monotonic() < deadline, "the server never listened"
+                time.sleep(0.1)
+        start = meter.start()
+        end = time.thread_time() + 0.3
+        while time.thread_time() < end:  # the client's own work; the server gets no request
+            pass
+        used = meter.spent(start)
+    finally:
+        server.kill()
+        server.wait()
+    assert 0.25 <= used["client"] < 0.6, used  # clock ticks: 10 ms steps
+    assert used["burn"] < 0.05, used
+    assert "generator" not in used

@@ -161,7 +161,7 @@ def throughput(url: str, path: str, seconds: float, meter: cpuuse.CpuMeter | Non
     result = wrk.run(url + path, concurrency=CONCURRENCY, seconds=seconds, headers={"X-API-Key": API_KEY})
     if result["errors"]:
         raise RuntimeError(f"errors during the round: {result}")
-    if not (meter and start):
+    if meter is None or start is None:
         return {"rps": result["rps"]}
     used = meter.per_request(start, result["requests"])
     return {"rps": result["rps"], "cpu_us": used["cpu_us_gateway"] + used["cpu_us_io"]}

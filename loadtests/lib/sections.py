@@ -326,7 +326,7 @@ async def alternate_urls(
         for name, url in order:
             start = meter.start() if meter else None
             one = await asyncio.to_thread(wrk.run, url, concurrency=concurrency, seconds=seconds, headers=headers)
-            if meter and start:
+            if meter is not None and start is not None:
                 one |= meter.per_request(start, one["requests"])
             runs[name].append(one)
     out: dict[str, Any] = {}

@@ -7,15 +7,15 @@ own share apart. ``sections.cpu_bound`` is checked on figures whose bound is kno
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from panorama.testing import free_port
+from panorama.testing import free_port, running
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -48,27 +48,24 @@ SERVER = textwrap.dedent(
 ).format(burn=BURN_MS)
 
 
-@pytest.mark.skipif(not wrk.available(), reason="wrk is not installed (apt install wrk)")
-def test_the_meter_reads_the_cpu_a_server_spends_per_request() -> None:
+@pytest.fixture
+def burn(tmp_path: Path) -> Iterator[tuple[str, int]]:
+    """The burning server on a free port, answering; its URL and pid."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)])
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                meter = cpuuse.CpuMeter({"burn": url})
-                break
-            except LookupError:
-                assert time.monotonic() < deadline, "the server never listened"
-                time.sleep(0.1)
-        assert [p.pid for p in meter.procs["burn"]] == [server.pid]
-        start = meter.start()
-        one = wrk.run(f"{url}/x", concurrency=2, seconds=2)
-        figures = meter.per_request(start, one["requests"])
-    finally:
-        server.kill()
-        server.wait()
+    with running([sys.executable, "-c", SERVER, str(port)], {}, tmp_path / "burn.log", url=url, ready="/") as server:
+        assert server.proc is not None
+        yield url, server.proc.pid
+
+
+@pytest.mark.skipif(not wrk.available(), reason="wrk is not installed (apt install wrk)")
+def test_the_meter_reads_the_cpu_a_server_spends_per_request(burn: tuple[str, int]) -> None:
+    url, pid = burn
+    meter = cpuuse.CpuMeter({"burn": url})
+    assert [p.pid for p in meter.procs["burn"]] == [pid]
+    start = meter.start()
+    one = wrk.run(f"{url}/x", concurrency=2, seconds=2)
+    figures = meter.per_request(start, one["requests"])
     assert one["errors"] == 0
     assert one["requests"] > 50
     # The burn, plus the server's own HTTP handling (a thread per connection, parsing, writing).
@@ -98,26 +95,13 @@ def test_the_ceiling_is_what_the_cores_allow_against_one_direct_worker() -> None
     assert sections.cpu_bound(via, direct, cores=8)["share_ceiling"] == 1.0
 
 
-def test_own_counts_this_process_as_the_client() -> None:
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)])
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                meter = cpuuse.CpuMeter({"burn": f"http://127.0.0.1:{port}"}, own=True)
-                break
-            except LookupError:
-                assert time.monotonic() < deadline, "the server never listened"
-                time.sleep(0.1)
-        start = meter.start()
-        end = time.thread_time() + 0.3
-        while time.thread_time() < end:  # the client's own work; the server gets no request
-            pass
-        used = meter.spent(start)
-    finally:
-        server.kill()
-        server.wait()
+def test_own_counts_this_process_as_the_client(burn: tuple[str, int]) -> None:
+    meter = cpuuse.CpuMeter({"burn": burn[0]}, own=True)
+    start = meter.start()
+    end = time.thread_time() + 0.3
+    while time.thread_time() < end:  # the client's own work; the server gets no request
+        pass
+    used = meter.spent(start)
     assert 0.25 <= used["client"] < 0.6, used  # clock ticks: 10 ms steps
     assert used["burn"] < 0.05, used
     assert "generator" not in used

@@ -1,13 +1,14 @@
 """What tracing costs: gateway throughput with OTLP export on vs off, same run, alternating rounds.
 
-Two identical stacks (one gunicorn worker each of gateway and io, embedded SQLite, in-process
-cache) run side by side; one exports every span (sampler always on) to a null OTLP collector on
-127.0.0.1 that reads each request and answers 200, the other has no endpoint (tracing not installed).
-Rounds alternate between them so host noise lands on both; each round drives
+Identical gateway+io stacks (one gunicorn worker each, as ``make up`` runs them: Postgres, Redis,
+the access log on at INFO) run side by side; the traced ones export to a receiver on 127.0.0.1 that
+keeps its connections alive as a collector does, the untraced one has no endpoint (tracing not
+installed). Rounds alternate between them so host noise lands on all; each round drives
 ``GET /demo/async?delay=0`` through the gateway (server span, upstream client span, io's server
-span, the ASGI send/receive spans) at a fixed concurrency for a fixed time.
+span) at a fixed concurrency for a fixed time.
 
-    python loadtests/bench_tracing.py [--quick] [--out results.json]
+    python loadtests/bench_tracing.py [--quick] [--ratio R] [--out results.json]
+    python loadtests/bench_tracing.py --section   # make bench §7
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,11 +26,12 @@ from typing import Any, NamedTuple
 
 import aiohttp
 from lib import cpuuse, wrk
+from lib import stack as stack_lib
 from lib.output import emit
 
-from panorama.testing import OtlpReceiver, free_port, gunicorn_command, running
+from panorama.testing import OtlpReceiver, free_port
 
-API_KEY = "bench-tracing-key-0123456789"
+API_KEY = stack_lib.API_KEY
 PATH = "/demo/async?delay=0"
 CONCURRENCY = 16
 
@@ -41,33 +41,33 @@ class Stack(NamedTuple):
     io: str
 
 
+# What every stack runs with beyond `make up`'s settings (lib/stack.py: BASE_ENV, gateway_env): the
+# CPU limit `make up` sets, so the pools are planned as there, and the Postgres and Redis of the run.
+# The traced stacks add the receiver's endpoint and their sampler, printed beside each figure.
+COMMON = {"PANORAMA_CPU_LIMIT": "1"}
+
+
+class Backends(NamedTuple):
+    database_url: str
+    redis_url: str
+
+
 @contextlib.contextmanager
-def stack(name: str, workdir: Path, extra_env: dict[str, str]) -> Iterator[Stack]:
-    """io + gateway (one worker each); yields their URLs."""
-    io_port, gw_port = free_port(), free_port()
-    env = {
-        "PANORAMA_DATABASE_URL": f"sqlite+aiosqlite:///{workdir}/{name}.db",
-        "PANORAMA_STATE_DIR": str(workdir / name),
-        "PANORAMA_STORAGE_DIR": str(workdir / name / "storage"),
-        "PANORAMA_API_KEYS": API_KEY,
-        "PANORAMA_IO_URL": f"http://127.0.0.1:{io_port}",
-        "PANORAMA_COMPUTE_URL": f"http://127.0.0.1:{free_port()}",
-        "PANORAMA_CPU_LIMIT": "1",
-        "PANORAMA_LOG_LEVEL": "WARNING",
-        "PANORAMA_MAX_REQUESTS": "0",
-        "PANORAMA_RATE_LIMIT": "off",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": "",
-        **extra_env,
-    }
-    # The users table (section 7 reads a user); the migration is what the one-shot job runs.
-    subprocess.run([sys.executable, "-m", "panorama.io.migrate"], env={**os.environ, **env}, check=True)
-    io_cmd = gunicorn_command("panorama.io.app:create_app()", io_port)
-    gw_cmd = gunicorn_command("panorama.gateway.app:create_app()", gw_port)
-    with (
-        running(io_cmd, env, workdir / f"{name}-io.log", url=f"http://127.0.0.1:{io_port}", timeout=60),
-        running(gw_cmd, env, workdir / f"{name}-gw.log", url=f"http://127.0.0.1:{gw_port}", ready="/healthz"),
-    ):
-        yield Stack(f"http://127.0.0.1:{gw_port}", f"http://127.0.0.1:{io_port}")
+def backends(workdir: Path) -> Iterator[Backends]:
+    """A throwaway Postgres database (migrated) and redis-server, shared by the run's stacks."""
+    with stack_lib.postgres_database() as database_url, stack_lib.redis_server(workdir) as redis_url:
+        stack_lib.migrate(database_url, workdir)
+        yield Backends(database_url, redis_url)
+
+
+@contextlib.contextmanager
+def stack(name: str, workdir: Path, backing: Backends, extra_env: dict[str, str]) -> Iterator[Stack]:
+    """io + gateway (one worker each) with `make up`'s settings and ``extra_env``; yields their URLs."""
+    io_env = {**COMMON, "PANORAMA_DATABASE_URL": backing.database_url, "PANORAMA_REDIS_URL": backing.redis_url}
+    with stack_lib.service("io", workdir, {**io_env, **extra_env}, tag=f"-{name}") as io:
+        gateway_env = {**COMMON, **stack_lib.gateway_env(io, f"http://127.0.0.1:{free_port()}"), **extra_env}
+        with stack_lib.service("gateway", workdir, gateway_env, tag=f"-{name}", ready="/healthz") as gateway:
+            yield Stack(gateway, io)
 
 
 async def drive(url: str, seconds: float, path: str = PATH) -> dict[str, float]:
@@ -96,12 +96,19 @@ async def drive(url: str, seconds: float, path: str = PATH) -> dict[str, float]:
 def run(quick: bool = False, ratio: float | None = None) -> dict[str, Any]:
     """``ratio`` None: every trace sampled (the worst case); else the production sampler at that ratio."""
     rounds, seconds = (3, 3.0) if quick else (6, 8.0)
-    with tempfile.TemporaryDirectory(prefix="bench-tracing-") as tmp, OtlpReceiver(decode=False) as collector:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-tracing-") as tmp,
+        OtlpReceiver(decode=False) as collector,
+        backends(Path(tmp)) as backing,
+    ):
         workdir = Path(tmp)
         traced_env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint, "OTEL_TRACES_SAMPLER": "always_on"}
         if ratio is not None:
             traced_env |= {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": str(ratio)}
-        with stack("off", workdir, {}) as (off_url, _), stack("on", workdir, traced_env) as (on_url, _):
+        with (
+            stack("off", workdir, backing, {}) as (off_url, _),
+            stack("on", workdir, backing, traced_env) as (on_url, _),
+        ):
             for url in (off_url, on_url):  # warm-up: connections, first imports, JIT-free but cache-warm
                 asyncio.run(drive(url, 1.0))
             per_round: list[dict[str, float]] = []
@@ -149,6 +156,14 @@ SAMPLERS = {
     "control": {},
 }
 TRACED = ("10%", "always_on")
+# The settings every stack of §7 runs with, as the report prints them: `make up`'s (lib/stack.py).
+SETTINGS = {
+    **stack_lib.BASE_ENV,
+    **COMMON,
+    "PANORAMA_RATE_LIMIT": stack_lib.gateway_env("", "")["PANORAMA_RATE_LIMIT"],
+    "workers": "1 per service",
+    "backends": "Postgres, Redis",
+}
 GOALS = {("trivial", "10%"): 0.90, ("users", "10%"): 0.90, ("trivial", "always_on"): 0.75, ("users", "always_on"): 0.85}
 
 
@@ -187,15 +202,16 @@ def section(quick: bool = False) -> dict[str, Any]:
     with (
         tempfile.TemporaryDirectory(prefix="bench-tracing-") as tmp,
         OtlpReceiver(defer=True) as receiver,
+        backends(Path(tmp)) as backing,
         contextlib.ExitStack() as es,
     ):
         stacks = {}
         for name, env in SAMPLERS.items():
             traced = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, **env} if env else {}
-            stacks[name] = es.enter_context(stack(name.replace("%", "pct"), Path(tmp), traced))
+            stacks[name] = es.enter_context(stack(name.replace("%", "pct"), Path(tmp), backing, traced))
         urls = {name: s.gateway for name, s in stacks.items()}
         meters = {name: cpuuse.CpuMeter(s._asdict()) for name, s in stacks.items()} if wrk.available() else {}
-        paths = {"trivial": PATH, "users": f"/users/{create_user(urls)}"}
+        paths = {"trivial": PATH, "users": f"/users/{create_user(urls['off'])}"}
         out["control"] = {}
         for route, path in paths.items():
             rows, control = measure_route(urls, route, path, rounds, seconds, meters)
@@ -203,25 +219,24 @@ def section(quick: bool = False) -> dict[str, Any]:
             out["control"][route] = control
         time.sleep(6)  # one batch delay: the last exports arrive
         spans = receiver.received()
-        # SQLite's spans are named after the database file: the run's temporary folder, not the report's business.
-        names = {s.name.replace(tmp, "$TMPDIR") for s in spans}
+        # SQL spans are named after the database: the run's throwaway one, not the report's business.
+        database = backing.database_url.rsplit("/", 1)[1]
+        names = {s.name.replace(database, "$DATABASE") for s in spans}
+    out["settings"] = SETTINGS
     out["spans_decoded"] = len(spans)
     out["span_names"] = sorted(names)[:12]
     return out
 
 
-def create_user(urls: dict[str, str]) -> int:
-    """One user in each stack's database: the same id everywhere (each stack has its own database)."""
+def create_user(url: str) -> int:
+    """One user in the run's database (every stack reads it), through the gateway at ``url``."""
     import httpx
 
-    ids = {
-        httpx.post(
-            f"{url}/users", json={"name": "T", "email": f"t-{name}@example.org"}, headers={"X-API-Key": API_KEY}
-        ).json()["id"]
-        for name, url in urls.items()
-    }
-    (user_id,) = ids
-    return int(user_id)
+    response = httpx.post(
+        f"{url}/users", json={"name": "T", "email": "tracing@example.org"}, headers={"X-API-Key": API_KEY}
+    )
+    response.raise_for_status()
+    return int(response.json()["id"])
 
 
 def measure_route(
@@ -261,7 +276,7 @@ def measure_route(
             "target": goal,
             "met": ratio >= goal,
             "control": control,
-            "settings": SAMPLERS[name],
+            "settings": {"OTEL_EXPORTER_OTLP_ENDPOINT": "the receiver", **SAMPLERS[name]},
         }
         if meters:
             row["cpu_us_off"] = round(statistics.median(r["off"]["cpu_us"] for r in per_round), 1)

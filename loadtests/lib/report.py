@@ -495,6 +495,13 @@ def _section6(s: dict[str, Any]) -> list[str]:
     return [_table(["figure", "value"], rows)]
 
 
+def _settings7(settings: dict[str, str] | None) -> str:
+    """What every §7 stack ran with (before the run that recorded them: SQLite, the access log off)."""
+    if not settings:
+        return "Stacks on embedded SQLite, `PANORAMA_LOG_LEVEL=WARNING`, `PANORAMA_MAX_REQUESTS=0`."
+    return "Every stack as `make up` runs it: " + ", ".join(f"{k}={v}" for k, v in settings.items()) + "."
+
+
 def _section7(s: dict[str, Any]) -> list[str]:
     header = ["route", "sampler", "untraced req/s", "traced req/s", "ratio", "target", "settings changed"]
     keys: tuple[str, ...] = ("route", "sampler", "rps_off", "rps_traced", "ratio", "target", "settings")
@@ -505,7 +512,9 @@ def _section7(s: dict[str, Any]) -> list[str]:
     return [
         f"Medians of {s['rounds']} alternating rounds of {s['round_seconds']} s at concurrency "
         f"{s['concurrency']}, one worker each, load generator: {s.get('load_generator', 'aiohttp')}; "
-        f"the receiver decoded {s['spans_decoded']} spans after the rounds ({', '.join(s['span_names'])}).\n",
+        f"the receiver decoded {s['spans_decoded']} spans after the rounds ({', '.join(s['span_names'])}). "
+        + _settings7(s.get("settings"))
+        + "\n",
         _table(header, [[r[k] for k in keys] for r in s["rows"]]),
         *(
             [

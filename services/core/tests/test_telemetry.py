@@ -116,11 +116,13 @@ def test_the_trace_carrier_collects_every_propagator_field_in_one_pass() -> None
 def _gate_outcome(gate_sampler: object, headers: list[tuple[bytes, bytes]], *, short: bool) -> dict[str, object]:
     """What the app under a SamplingGate sees for one request: which app ran it (traced or plain),
     and the current span's trace id, sampled flag and trace state, the baggage and the parent handed
-    to the traced app; ``short=False`` takes the general path (extract, then ask the sampler)."""
+    to the traced app, and whether OpenTelemetry's instrumentations run in it (``instrumented``);
+    ``short=False`` takes the general path (extract, then ask the sampler)."""
     import asyncio
 
     from opentelemetry import baggage
     from opentelemetry import context as otel_context
+    from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
     from panorama.core import telemetry
 
@@ -138,6 +140,7 @@ def _gate_outcome(gate_sampler: object, headers: list[tuple[bytes, bytes]], *, s
                 remote=span.is_remote,
                 trace_state=dict(span.trace_state or {}),
                 baggage=dict(baggage.get_all(context)),
+                instrumented=is_instrumentation_enabled(),
             )
 
         return handle
@@ -225,6 +228,7 @@ def test_the_gates_short_path_decides_as_the_propagators_and_the_sampler_do() ->
         assert short == general, headers
     assert _gate_outcome(never, [(b"traceparent", f"00-{trace_id}-{span_id}-00".encode())], short=True) == {
         "app": "plain", "trace_id": trace_id, "sampled": False, "remote": False, "trace_state": {}, "baggage": {},
+        "instrumented": False,
     }  # fmt: skip
     assert _gate_outcome(never, [(b"baggage", b"synthetic=true")], short=True)["baggage"] == {"synthetic": "true"}
 
@@ -238,6 +242,32 @@ def test_the_gates_short_path_decides_as_the_propagators_and_the_sampler_do() ->
     finally:
         propagate.set_global_textmap(configured)
     assert _propagation().default
+
+
+def test_an_unsampled_request_runs_no_instrumentation_when_its_children_could_only_be_dropped() -> None:
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, ParentBasedTraceIdRatio
+
+    trace_id, span_id = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    unsampled_caller = [(b"traceparent", f"00-{trace_id}-{span_id}-00".encode())]
+    never, always = ParentBasedTraceIdRatio(0.0), ParentBasedTraceIdRatio(1.0)
+    for headers in (
+        [],
+        unsampled_caller,
+        [(b"baggage", b"synthetic=true")],
+        [*unsampled_caller, (b"tracestate", b"k=v")],
+    ):
+        for short in (True, False):
+            outcome = _gate_outcome(never, headers, short=short)
+            assert (outcome["app"], outcome["instrumented"]) == ("plain", False), (headers, short)
+            outcome = _gate_outcome(always, headers, short=short)
+            expected = ("plain", False) if headers[:1] == unsampled_caller else ("traced", True)
+            assert (outcome["app"], outcome["instrumented"]) == expected, (headers, short)
+    # A sampler that may sample a child of an unsampled span: its instrumentations still run.
+    keeps_children = ParentBased(ALWAYS_OFF, local_parent_not_sampled=ALWAYS_ON)
+    assert _gate_outcome(keeps_children, [], short=False) | {"trace_id": None} == {
+        "app": "plain", "trace_id": None, "sampled": False, "remote": False, "trace_state": {}, "baggage": {},
+        "instrumented": True,
+    }  # fmt: skip
 
 
 def test_without_an_endpoint_nothing_is_installed_and_no_thread_starts() -> None:

@@ -257,6 +257,10 @@ class OtlpReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Keep-alive, as a collector's OTLP/HTTP receiver does: HTTP/1.0 would close the connection
+            # after every export and make each exporter open a new one (a cost users do not pay).
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 if self.path != "/v1/traces":

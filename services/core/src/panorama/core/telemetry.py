@@ -410,6 +410,7 @@ class SamplingGate:
         self.sampler = sampler
         self.excluded = frozenset(EXCLUDED_PATHS)
         self.root_sampled = _root_decision(sampler)
+        self.children_dropped = _children_dropped(sampler)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -460,11 +461,22 @@ class SamplingGate:
     ) -> None:
         """The app below, under a non-recording span of the request's own: the trace id (and trace
         state) of its caller or of its root, a new span id, ``sampled=0``, in the caller's context
-        (its baggage) or, on the short path, an empty one."""
+        (its baggage) or, on the short path, an empty one.
+
+        Where the sampler drops every child of an unsampled span (``ParentBased``'s default), that
+        context also suppresses OpenTelemetry's instrumentations (the key their wrappers check,
+        ``is_instrumentation_enabled``): the Redis and SQLAlchemy instrumentors otherwise format the
+        command, name a span and run the SDK's span machinery around every command of the request,
+        only for the sampler to drop it. Measured reason (docs/observability.md): with Redis as
+        io's cache, a cache hit at 10 % sampling cost +258 µs of CPU a request against +68 on the
+        trivial route. Propagation is untouched: ``traceparent`` (sampled=0) still goes out on
+        upstream calls and Celery messages, whose instrumentation does not check the key."""
         span = trace.NonRecordingSpan(
             trace.SpanContext(trace_id, random.getrandbits(64), False, _NOT_SAMPLED, trace_state)
         )
         context = parent if parent is not None else otel_context.Context()
+        if self.children_dropped:
+            context = otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True, context)
         token = otel_context.attach(trace.set_span_in_context(span, context))
         try:
             await self.plain(scope, receive, send)
@@ -507,6 +519,19 @@ def _root_decision(sampler: Any) -> Any:
         limit, bound = TraceIdRatioBased.TRACE_ID_LIMIT, root.bound
         return lambda trace_id: trace_id & limit < bound
     return None
+
+
+def _children_dropped(sampler: Any) -> bool:
+    """True when ``sampler`` (the configured one, below the :class:`GateSampler`) drops every span
+    whose local parent is unsampled, so an instrumentation under an unsampled request can only
+    make spans that are thrown away: ``ParentBased``'s own decision with its default delegate."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+
+    return (
+        isinstance(sampler, ParentBased)
+        and type(sampler).should_sample is ParentBased.should_sample
+        and getattr(sampler, "_local_parent_not_sampled", None) is ALWAYS_OFF
+    )
 
 
 _TRACEPARENT = TraceContextTextMapPropagator._TRACEPARENT_HEADER_FORMAT_RE

@@ -113,7 +113,9 @@ def test_the_trace_carrier_collects_every_propagator_field_in_one_pass() -> None
     assert "traceparent" in trace_carrier({"headers": headers})  # and back with the configured one
 
 
-def _gate_outcome(gate_sampler: object, headers: list[tuple[bytes, bytes]], *, short: bool) -> dict[str, object]:
+def _gate_outcome(
+    gate_sampler: object, headers: list[tuple[bytes, bytes]], *, short: bool, path: str = "/x"
+) -> dict[str, object]:
     """What the app under a SamplingGate sees for one request: which app ran it (traced or plain),
     and the current span's trace id, sampled flag and trace state, the baggage and the parent handed
     to the traced app, and whether OpenTelemetry's instrumentations run in it (``instrumented``);
@@ -148,7 +150,7 @@ def _gate_outcome(gate_sampler: object, headers: list[tuple[bytes, bytes]], *, s
     gate = telemetry.SamplingGate(app("traced"), app("plain"), gate_sampler)
     if not short:
         gate.root_sampled = None
-    scope = {"type": "http", "path": "/x", "headers": headers}
+    scope = {"type": "http", "path": path, "headers": headers}
     asyncio.run(gate(scope, None, None))
     return seen
 
@@ -244,7 +246,7 @@ def test_the_gates_short_path_decides_as_the_propagators_and_the_sampler_do() ->
     assert _propagation().default
 
 
-def test_an_unsampled_request_runs_no_instrumentation_when_its_children_could_only_be_dropped() -> None:
+def test_no_instrumentation_runs_for_a_probe_or_an_unsampled_request_whose_spans_would_be_dropped() -> None:
     from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, ParentBasedTraceIdRatio
 
     trace_id, span_id = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
@@ -262,6 +264,10 @@ def test_an_unsampled_request_runs_no_instrumentation_when_its_children_could_on
             outcome = _gate_outcome(always, headers, short=short)
             expected = ("plain", False) if headers[:1] == unsampled_caller else ("traced", True)
             assert (outcome["app"], outcome["instrumented"]) == expected, (headers, short)
+    # Probes and scrapes: no span, and none for the Redis ping or the query readiness makes.
+    for sampler in (always, never):
+        outcome = _gate_outcome(sampler, [], short=True, path="/readyz")
+        assert (outcome["app"], outcome["trace_id"], outcome["instrumented"]) == ("plain", None, False)
     # A sampler that may sample a child of an unsampled span: its instrumentations still run.
     keeps_children = ParentBased(ALWAYS_OFF, local_parent_not_sampled=ALWAYS_ON)
     assert _gate_outcome(keeps_children, [], short=False) | {"trace_id": None} == {

@@ -417,7 +417,13 @@ class SamplingGate:
             await self.traced(scope, receive, send)
             return
         if scope.get("path") in self.excluded:
-            await self.plain(scope, receive, send)
+            # No span for a probe or a scrape, nor for what it does: readiness pings Redis and
+            # queries the database, which the instrumentations would record as root spans.
+            token = otel_context.attach(_SUPPRESSED)
+            try:
+                await self.plain(scope, receive, send)
+            finally:
+                otel_context.detach(token)
             return
         propagation = _propagation()  # once per request: the carrier's headers and the short path's condition
         carrier = trace_carrier(scope, propagation)
@@ -496,6 +502,7 @@ class SamplingGate:
 # (a caller's) or in the root sampler's ratio (a root). Everything else takes the general path.
 
 _NOT_SAMPLED = trace.TraceFlags(trace.TraceFlags.DEFAULT)
+_SUPPRESSED = otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True, otel_context.Context())
 _PLAIN_KEYS = frozenset({"traceparent", SYNTHETIC_KEY})
 
 

@@ -1,9 +1,9 @@
 """Child process for test_blocking: an event loop under the detector, swamped or blocked on purpose.
 
-``python starved_loop.py callbacks SECONDS [INCIDENTS]``: hundreds of tasks each running many ~0.1 ms
-steps (cheap reads, as a saturated service does) for SECONDS, and on (up to ten times as long) until
-the detector has counted INCIDENTS late beats, however the scheduler happened to share the core
-(one CI run saw 2 in 4 s where 12-21 are usual). ``python starved_loop.py block SECONDS``:
+``python starved_loop.py callbacks SECONDS [INCIDENTS]``: hundreds of tasks each running many
+0.1 ms steps of CPU time (cheap reads, as a saturated service does) for SECONDS, and on (up to ten
+times as long) until the detector has counted INCIDENTS late beats, however the scheduler happened
+to share the core. ``python starved_loop.py block SECONDS``:
 one callback burning SECONDS of CPU time. Prints one JSON line: the detector's reports, its
 starvation count and the loop thread's CPU wait, and, for ``block``, the line that burned.
 """
@@ -20,6 +20,10 @@ from prometheus_client import REGISTRY
 
 from panorama.core.blocking import BlockingDetector
 
+# CPU time per step, not a count of operations: on a fast CPU `sum(range(1500))` took 10 µs, so 400
+# steps were 4 ms a turn of the loop and six hogs never made a beat 100 ms late.
+STEP = 0.0001
+
 
 def burn(seconds: float) -> None:
     end = time.thread_time() + seconds
@@ -29,7 +33,7 @@ def burn(seconds: float) -> None:
 
 async def short_steps(done: Callable[[], bool]) -> None:
     while not done():
-        sum(range(1500))  # ~0.05-0.1 ms of work per step
+        burn(STEP)
         await asyncio.sleep(0)
 
 

@@ -203,8 +203,10 @@ def run_starved(mode: str, seconds: float, hogs: int = 3, incidents: int = 0) ->
 def test_many_short_callbacks_on_a_cpu_starved_process_are_starvation_not_blocking() -> None:
     # Six busy processes on its only core: the loop gets about a seventh of it, so its beat is late
     # past the threshold whatever else the machine does (three were not enough on an idle machine).
-    # The child runs 4 s, and on (40 s at most) until three late beats were counted: usually 12-21
-    # come in 4 s, but the watchdog shares the starved core and one CI run saw only 2.
+    # The child runs 4 s, and on (40 s at most) until three late beats were counted: 7 to 21 come in
+    # 4 s, but the watchdog shares the starved core and one CI run saw only 2. Its steps are CPU
+    # time, not operations: on a fast CPU the old steps made a turn of the loop 4 ms, and no beat
+    # was ever 100 ms late (0 to 2 in 40 s).
     result = run_starved("callbacks", 4.0, hogs=6, incidents=3)
     # The loop was starved: its beat was late, often.
     assert result["starved"] >= 3, result

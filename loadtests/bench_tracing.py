@@ -65,7 +65,11 @@ def stack(name: str, workdir: Path, backing: Backends, extra_env: dict[str, str]
     """io + gateway (one worker each) with `make up`'s settings and ``extra_env``; yields their URLs."""
     io_env = {**COMMON, "PANORAMA_DATABASE_URL": backing.database_url, "PANORAMA_REDIS_URL": backing.redis_url}
     with stack_lib.service("io", workdir, {**io_env, **extra_env}, tag=f"-{name}") as io:
-        gateway_env = {**COMMON, **stack_lib.gateway_env(io, f"http://127.0.0.1:{free_port()}"), **extra_env}
+        gateway_env = {
+            **COMMON,
+            **stack_lib.gateway_env(io, f"http://127.0.0.1:{free_port()}", backing.redis_url),
+            **extra_env,
+        }
         with stack_lib.service("gateway", workdir, gateway_env, tag=f"-{name}", ready="/healthz") as gateway:
             yield Stack(gateway, io)
 

@@ -131,7 +131,10 @@ def local_stack(workdir: Path, progress: Progress, need_two_workers: bool) -> It
         )
         gateway = stack_.enter_context(
             stack.service(
-                "gateway", workdir, stack.gateway_env(io, f"http://127.0.0.1:{stack.free_port()}"), ready="/healthz"
+                "gateway",
+                workdir,
+                stack.gateway_env(io, f"http://127.0.0.1:{stack.free_port()}", redis_url),
+                ready="/healthz",
             )
         )
         io_two = None

@@ -86,8 +86,11 @@ def service(
         yield url
 
 
-def gateway_env(io_url: str, compute_url: str) -> dict[str, str]:
+def gateway_env(io_url: str, compute_url: str, redis_url: str | None = None) -> dict[str, str]:
+    """The gateway's settings; ``redis_url``: the run's Redis, which `make up` and the chart give the
+    gateway too (its rate limiters' counters, the Celery broker)."""
     return {
+        **({"PANORAMA_REDIS_URL": redis_url} if redis_url else {}),
         "PANORAMA_API_KEYS": API_KEY,
         "PANORAMA_IO_URL": io_url,
         "PANORAMA_COMPUTE_URL": compute_url,

@@ -51,7 +51,7 @@ def suite(
     """io and the gateway, two workers each (``make up``'s defaults); yields the gateway's URL."""
     common = {"PANORAMA_DATABASE_URL": database_url, "PANORAMA_REDIS_URL": redis_url}
     with stack.service("io", workdir, {**common, **io_env}, workers=2, tag=tag) as io:
-        env = {**stack.gateway_env(io, f"http://127.0.0.1:{stack.free_port()}"), **ALWAYS, **gw_env}
+        env = {**stack.gateway_env(io, f"http://127.0.0.1:{stack.free_port()}", redis_url), **ALWAYS, **gw_env}
         with stack.service("gateway", workdir, env, workers=2, tag=tag, ready="/healthz") as gateway:
             yield gateway
 
@@ -173,7 +173,7 @@ def awaits_through_gateway(workdir: Path, database_url: str, redis_url: str, *, 
     io_env = {"PANORAMA_DEMO_ANTIPATTERNS": "false"}
     common = {"PANORAMA_DATABASE_URL": database_url, "PANORAMA_REDIS_URL": redis_url}
     with stack.service("io", workdir, {**common, **io_env}, workers=2, tag="-1b") as io:
-        env = {**stack.gateway_env(io, f"http://127.0.0.1:{stack.free_port()}"), **ALWAYS}
+        env = {**stack.gateway_env(io, f"http://127.0.0.1:{stack.free_port()}", redis_url), **ALWAYS}
         with stack.service("gateway", workdir, env, workers=2, tag="-1b", ready="/healthz") as gateway:
 
             async def measure() -> dict[str, Any]:

@@ -38,7 +38,7 @@ def gateway(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPath
     with (
         stack.service("io", workdir, io_env) as io,
         stack.service("compute", workdir, {"PANORAMA_CPU_LIMIT": "1"}) as compute,
-        stack.service("gateway", workdir, stack.gateway_env(io, compute), ready="/readyz") as url,
+        stack.service("gateway", workdir, stack.gateway_env(io, compute, redis_url), ready="/readyz") as url,
     ):
         yield url
 

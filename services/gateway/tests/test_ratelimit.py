@@ -1,6 +1,9 @@
+import asyncio
+
 import pytest
 
 from panorama.core.errors import Problem
+from panorama.gateway import ratelimit
 from panorama.gateway.ratelimit import RateLimiter
 from panorama.testing import free_port
 
@@ -54,17 +57,32 @@ def test_keys_are_hashed_before_they_are_stored() -> None:
     assert RateLimiter.bucket(KEY) == RateLimiter.bucket(KEY)
 
 
-async def test_wrong_key_failures_are_counted_per_client_across_workers(redis_url: str) -> None:
+async def test_wrong_key_failures_are_counted_per_client_across_workers(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ratelimit, "STANDING_TTL", 0.3)
     first = RateLimiter(None, redis_url, auth_failures=2)
     second = RateLimiter(None, redis_url, auth_failures=2)
     client = f"192.0.2.{free_port() % 250}-{KEY}"
-    await first.refuse_failing_client(client)
+    # A valid key's request: the client's standing is read from the store once, then reused.
+    for _ in range(50):
+        await first.refuse_failing_client(client)
+    assert first.standing_reads == 1
+    # Wrong keys on either worker count in the one store; past the budget the answer is 429.
     await first.record_auth_failure(client)
     await second.record_auth_failure(client)
     with pytest.raises(Problem) as info:
-        await second.refuse_failing_client(client)
+        await first.record_auth_failure(client)
     assert info.value.status == 429
     assert "Retry-After" in info.value.headers
+    # Its valid key is refused at once where the budget ran out, and by the other worker once that
+    # worker's reading is older than STANDING_TTL.
+    with pytest.raises(Problem):
+        await first.refuse_failing_client(client)
+    await asyncio.sleep(0.35)
+    with pytest.raises(Problem) as info:
+        await second.refuse_failing_client(client)
+    assert info.value.status == 429
     await first.refuse_failing_client(client + "-other")
     await first.aclose()
     await second.aclose()

@@ -50,19 +50,19 @@ async def require_api_key(request: Request) -> str:
     candidate = presented_key(request)
     limiter = request.app.state.rate_limiter
     client = request.client.host if request.client else "unknown"
-    if candidate:
-        # Before the compare: a client over its budget learns nothing about any further key.
+    if candidate and key_matches(candidate, request.app.state.settings.api_key_list):
+        # A valid key is refused too while its client is over its wrong-key budget: such a client
+        # learns nothing about any key (the limiter reads that standing at most once a second).
         await limiter.refuse_failing_client(client)
-    if not candidate or not key_matches(candidate, request.app.state.settings.api_key_list):
-        if candidate:
-            await limiter.record_auth_failure(client)
-        raise Problem(
-            401,
-            "a valid API key is required (X-API-Key header or Authorization: Bearer)",
-            title="Unauthorized",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return candidate
+        return candidate
+    if candidate:
+        await limiter.record_auth_failure(client)  # counted; 429 instead of 401 once over the budget
+    raise Problem(
+        401,
+        "a valid API key is required (X-API-Key header or Authorization: Bearer)",
+        title="Unauthorized",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 def document_security(app: FastAPI, routes: Iterable[Any]) -> None:

@@ -51,7 +51,7 @@ class GatewaySettings(PanoramaSettings):
     rate_limit: str = Field(
         default="100/second", description="per API key, e.g. 100/second or 5000/minute; off disables it"
     )
-    # Counted per client address before any key is compared: guessing keys costs a 429, not a 401.
+    # Counted per client address; over it every key, valid or not, gets 429: guessing keys costs a 429.
     auth_failure_limit: int = Field(
         default=20, ge=0, description="wrong API keys a client IP may send per minute before 429; 0 disables"
     )

@@ -13,9 +13,10 @@ A wrong key is counted and judged in one call to the store (429 once the client 
 else 401). A valid key is refused too while its client is over the budget, so such a client learns
 nothing about any key; a worker reads that standing from the store at most once a second per client
 (``STANDING_TTL``). Measured reason: read on every request, it was a Redis round trip for every
-authenticated call with the defaults of `make up` and the chart, about 90 µs of the gateway's CPU
-per request (docs/benchmarks.md, §2). A client that crosses its budget on another worker may still
-use a valid key here for up to that second; its wrong keys are refused at once everywhere.
+authenticated call with the defaults of `make up` and the chart: 364 against 294 µs of the
+gateway's CPU per request (docs/benchmarks.md, "The gateway's Redis"). A client that crosses its
+budget on another worker may still use a valid key here for up to that second; its wrong keys are
+refused at once everywhere.
 """
 
 from __future__ import annotations

@@ -473,16 +473,17 @@ class SamplingGate:
         context also suppresses OpenTelemetry's instrumentations (the key their wrappers check,
         ``is_instrumentation_enabled``): the Redis and SQLAlchemy instrumentors otherwise format the
         command, name a span and run the SDK's span machinery around every command of the request,
-        only for the sampler to drop it. Measured reason (docs/observability.md): with Redis as
-        io's cache, a cache hit at 10 % sampling cost +258 µs of CPU a request against +68 on the
-        trivial route. Propagation is untouched: ``traceparent`` (sampled=0) still goes out on
-        upstream calls and Celery messages, whose instrumentation does not check the key."""
+        only for the sampler to drop it. Measured reason (docs/observability.md, "On `make up`'s
+        settings"): a ``redis.asyncio`` GET under an unsampled request cost 87.8 µs of CPU
+        instrumented, 73.9 uninstrumented, 73.2 suppressed. Propagation is untouched:
+        ``traceparent`` (sampled=0) still goes out on upstream calls and Celery messages, whose
+        instrumentation does not check the key."""
         span = trace.NonRecordingSpan(
             trace.SpanContext(trace_id, random.getrandbits(64), False, _NOT_SAMPLED, trace_state)
         )
         context = parent if parent is not None else otel_context.Context()
         if self.children_dropped:
-            context = otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True, context)
+            context = _suppressing(context)
         token = otel_context.attach(trace.set_span_in_context(span, context))
         try:
             await self.plain(scope, receive, send)
@@ -502,7 +503,14 @@ class SamplingGate:
 # (a caller's) or in the root sampler's ratio (a root). Everything else takes the general path.
 
 _NOT_SAMPLED = trace.TraceFlags(trace.TraceFlags.DEFAULT)
-_SUPPRESSED = otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True, otel_context.Context())
+
+
+def _suppressing(context: otel_context.Context) -> otel_context.Context:
+    """``context`` with OpenTelemetry's instrumentations switched off (``is_instrumentation_enabled``)."""
+    return otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True, context)
+
+
+_SUPPRESSED = _suppressing(otel_context.Context())
 _PLAIN_KEYS = frozenset({"traceparent", SYNTHETIC_KEY})
 
 

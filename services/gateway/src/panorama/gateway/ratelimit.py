@@ -61,7 +61,7 @@ class RateLimiter:
         self.limiter = MovingWindowRateLimiter(storage)
         # client -> (read until, when its window frees a slot if it is over the budget, else None)
         self._standing: dict[str, tuple[float, float | None]] = {}
-        self.standing_reads = 0  # calls to the store for a standing (tests, /debug)
+        self.standing_reads = 0  # calls to the store for a standing (the tests count them)
 
     async def aclose(self) -> None:
         """Close the Redis connections (limits exposes no close; its redis-py client is ``bridge.storage``)."""
@@ -79,25 +79,20 @@ class RateLimiter:
         key: nothing is counted). The store's answer is reused for ``STANDING_TTL`` seconds."""
         if self.failure_item is None:
             return
-        now = time.monotonic()
         standing = self._standing.get(client)
-        if standing is None or standing[0] <= now:
-            standing = (now + STANDING_TTL, await self._over_budget_until(client))
-            if len(self._standing) >= STANDING_MAX:
-                self._standing.clear()
-            self._standing[client] = standing
+        if standing is None or standing[0] <= time.monotonic():
+            standing = self._remember(client, await self._over_budget_until(client))
         if standing[1] is not None:
-            raise _too_many(f"too many wrong API keys from this client (limit {self.failure_item})", standing[1])
+            raise self._too_many_failures(standing[1])
 
     async def _over_budget_until(self, client: str) -> float | None:
         """When ``client``'s window frees a slot if it is over its wrong-key budget, else None."""
         assert self.failure_item is not None
-        bucket = ("auth-failures", client)
         self.standing_reads += 1
         try:
-            if await self.limiter.test(self.failure_item, *bucket):
+            if await self.limiter.test(self.failure_item, *_failures(client)):
                 return None
-            stats = await self.limiter.get_window_stats(self.failure_item, *bucket)
+            stats = await self.limiter.get_window_stats(self.failure_item, *_failures(client))
         except Exception as exc:  # noqa: BLE001 - fail open, as for the per-key limit
             log.warning("rate limiter storage unavailable, allowing request: %s", type(exc).__name__)
             return None
@@ -108,16 +103,25 @@ class RateLimiter:
         is not counted, and the caller must not answer 401: the client learns nothing of it)."""
         if self.failure_item is None:
             return
-        bucket = ("auth-failures", client)
         try:
-            if await self.limiter.hit(self.failure_item, *bucket):
+            if await self.limiter.hit(self.failure_item, *_failures(client)):
                 return
-            stats = await self.limiter.get_window_stats(self.failure_item, *bucket)
+            stats = await self.limiter.get_window_stats(self.failure_item, *_failures(client))
         except Exception as exc:  # noqa: BLE001 - fail open
             log.warning("rate limiter storage unavailable, failure not counted: %s", type(exc).__name__)
             return
-        self._standing[client] = (time.monotonic() + STANDING_TTL, stats.reset_time)
-        raise _too_many(f"too many wrong API keys from this client (limit {self.failure_item})", stats.reset_time)
+        raise self._too_many_failures(self._remember(client, stats.reset_time)[1])
+
+    def _remember(self, client: str, over_until: float | None) -> tuple[float, float | None]:
+        """Keep what the store said of ``client`` for ``STANDING_TTL`` seconds; returns it."""
+        if len(self._standing) >= STANDING_MAX:
+            self._standing.clear()
+        standing = self._standing[client] = (time.monotonic() + STANDING_TTL, over_until)
+        return standing
+
+    def _too_many_failures(self, reset_time: float | None) -> Problem:
+        assert reset_time is not None
+        return _too_many(f"too many wrong API keys from this client (limit {self.failure_item})", reset_time)
 
     async def check(self, api_key: str) -> None:
         """Count one request for ``api_key``; raise a 429 problem when over the limit."""
@@ -132,6 +136,11 @@ class RateLimiter:
             log.warning("rate limiter storage unavailable, allowing request: %s", type(exc).__name__)
             return
         raise _too_many(f"rate limit of {self.item} per API key exceeded", stats.reset_time)
+
+
+def _failures(client: str) -> tuple[str, str]:
+    """The wrong-key window's identifiers for ``client`` in the store."""
+    return ("auth-failures", client)
 
 
 def _too_many(reason: str, reset_time: float) -> Problem:

@@ -144,6 +144,16 @@ ROWS: list[Row] = [
                     )
                 ],
             ),
+            (
+                "Read-through loads by cause (one query each; refresh-ahead keeps miss low)",
+                "ops",
+                [
+                    (
+                        f"sum by (service, instance, cache, cause) (rate(panorama_cache_loads_total{{{SEL}}}[1m]))",
+                        "{{instance}} {{cache}} {{cause}}",
+                    )
+                ],
+            ),
         ],
     ),
     (

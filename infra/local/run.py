@@ -114,6 +114,19 @@ def local_tracing(environ: dict[str, str]) -> dict[str, str]:
     return {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}
 
 
+def service_env(gateway_metrics_port: str) -> dict[str, dict[str, str]]:
+    """What each HTTP service gets beyond the common environment.
+
+    Each service's /metrics adds up all its workers, as in the chart (``PROMETHEUS_MULTIPROC_DIR``,
+    cleared by the master at start): without it a scrape of io's or compute's port answers for
+    whichever of the two workers took it, and every counter seems to jump back and forth. The
+    gateway's master serves its /metrics on a port of its own, never the public one.
+    """
+    own = {name: {"PROMETHEUS_MULTIPROC_DIR": str(STATE / "metrics" / name)} for name in HTTP_SERVICES}
+    own["gateway"]["PANORAMA_METRICS_PORT"] = gateway_metrics_port
+    return own
+
+
 def video_tools(environ: dict[str, str]) -> bool:
     """The worker's own check, before anything starts: it would refuse to start without ffmpeg/ffprobe."""
     try:
@@ -150,7 +163,7 @@ def main() -> int:
     # The gateway's /metrics is never on its public port: its gunicorn master serves it here
     # (the worker's own /metrics keeps its default 9100).
     gateway_metrics_port = os.environ.get("PANORAMA_GATEWAY_METRICS_PORT", "9101")
-    own_env = {"gateway": {"PANORAMA_METRICS_PORT": gateway_metrics_port}}
+    own_env = service_env(gateway_metrics_port)
     for service, port in HTTP_SERVICES.items():
         manager.add_process(service, gunicorn(service, port), cwd=str(ROOT), env={**env, **own_env.get(service, {})})
     manager.add_process(

@@ -62,7 +62,12 @@ def running_suite(
         "PYTHONUNBUFFERED": "1",
     }
     # The gateway's /metrics is never on its public port: its gunicorn master serves it here.
-    extra = {"gateway": {"PANORAMA_METRICS_PORT": str(gateway_metrics_port), "PANORAMA_METRICS_ADDR": "127.0.0.1"}}
+    extra: dict[str, dict[str, str]] = {
+        # Each /metrics adds up all the service's workers, as in make up and the chart.
+        name: {"PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics" / name)}
+        for name in ("gateway", "io", "compute")
+    }
+    extra["gateway"].update({"PANORAMA_METRICS_PORT": str(gateway_metrics_port), "PANORAMA_METRICS_ADDR": "127.0.0.1"})
     for name, more in (extra_env or {}).items():
         extra[name] = {**extra.get(name, {}), **more}
     migrated = subprocess.run(

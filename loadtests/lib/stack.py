@@ -82,7 +82,9 @@ def service(
     url = f"http://127.0.0.1:{port}"
     cmd = gunicorn_command(APPS[name], port, workers=workers)
     log = workdir / f"{name}{tag}-{port}.log"
-    with running(cmd, {**BASE_ENV, **env}, log, url=url, ready=ready, timeout=60):
+    # As make up and the chart run it: /metrics adds up all the workers (their samples in files).
+    metrics = {"PROMETHEUS_MULTIPROC_DIR": str(workdir / f"metrics-{name}{tag}-{port}")}
+    with running(cmd, {**BASE_ENV, **metrics, **env}, log, url=url, ready=ready, timeout=60):
         yield url
 
 

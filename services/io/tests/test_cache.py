@@ -8,8 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 from panorama.io.cache import MemoryCache
+from panorama.testing import metric_sum
 
 IoClient = Callable[..., Any]
+LOADS = "panorama_cache_loads_total"
 
 
 async def test_memory_cache_expires_entries_and_evicts_least_recent() -> None:
@@ -43,12 +45,16 @@ async def test_redis_outage_serves_reads_from_the_database(
         assert (await client.put("/cached/k", json={"value": 1})).status_code == 200
 
         throwaway_redis.kill()
+        bypassed = metric_sum((await client.get("/metrics")).text, LOADS, cache="users", cause="bypass")
         start = time.perf_counter()
         read = await client.get(f"/users/{user['id']}")
         assert read.status_code == 200
         assert read.json() == user
         assert read.headers["x-cache"] == "bypass"
         assert time.perf_counter() - start < 1.0
+        # The read went to the database, and io's metrics say why.
+        metrics = (await client.get("/metrics")).text
+        assert metric_sum(metrics, LOADS, cache="users", cause="bypass") == bypassed + 1
         # Writes still succeed; their invalidation is logged and bounded by the TTL.
         assert (await client.patch(f"/users/{user['id']}", json={"name": "R2"})).status_code == 200
         # /cached has nothing behind it but the cache: 503, not a hang and not a 500.

@@ -1,7 +1,8 @@
 """Read-through caching against real Postgres and Redis: bursts and expiries under load are one query per key.
 
 Queries are counted where they happen: a SQLAlchemy cursor event on io's own engine, counting the
-statements that read the users table.
+statements that read the users table. io's own counts (``panorama_cache_loads_total``,
+``panorama_cache_coalesced_total``) are read off its ``/metrics`` and must agree.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ import redis
 from fastapi import FastAPI
 from sqlalchemy import event
 
+from panorama.testing import metric_sum
+
 IoClient = Callable[..., Any]
 NewEmail = Callable[..., str]
+CAUSES = ("miss", "refresh", "bypass")
 
 
 @contextlib.contextmanager
@@ -39,6 +43,18 @@ def user_queries(app: FastAPI) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", count)
 
 
+async def cache_metrics(client: httpx.AsyncClient) -> dict[str, float]:
+    """io's read-through counters for users as its /metrics shows them: loads by cause, and coalesced."""
+    text = (await client.get("/metrics")).text
+    out = {cause: metric_sum(text, "panorama_cache_loads_total", cache="users", cause=cause) for cause in CAUSES}
+    return {**out, "coalesced": metric_sum(text, "panorama_cache_coalesced_total", cache="users")}
+
+
+def moved(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """The counters that changed, by how much."""
+    return {name: after[name] - before[name] for name in after if after[name] != before[name]}
+
+
 async def burst(client: httpx.AsyncClient, path: str, n: int) -> list[httpx.Response]:
     return await asyncio.gather(*(client.get(path) for _ in range(n)))
 
@@ -48,6 +64,7 @@ async def test_a_hundred_concurrent_misses_are_one_query(
 ) -> None:
     async with make_io(database_url=migrated_url, redis_url=redis_url) as (client, app):
         user = (await client.post("/users", json={"name": "Burst", "email": new_email()})).json()
+        before = await cache_metrics(client)
         with user_queries(app) as queries:
             responses = await burst(client, f"/users/{user['id']}", 100)
         assert [r.status_code for r in responses] == [200] * 100
@@ -55,6 +72,7 @@ async def test_a_hundred_concurrent_misses_are_one_query(
         assert len(queries) == 1
         assert sorted({r.headers["x-cache"] for r in responses}) == ["miss"]
         assert app.state.read_through.coalesced == 99
+        assert moved(before, await cache_metrics(client)) == {"miss": 1, "coalesced": 99}
         # The next reads are hits and query nothing.
         with user_queries(app) as queries:
             assert {r.headers["x-cache"] for r in await burst(client, f"/users/{user['id']}", 20)} == {"hit"}
@@ -97,6 +115,7 @@ async def test_a_hot_key_is_refreshed_ahead_by_one_request_while_the_others_hit(
         user = (await client.post("/users", json={"name": "Ahead", "email": new_email()})).json()
         path = f"/users/{user['id']}"
         assert (await client.get(path)).headers["x-cache"] == "miss"
+        before = await cache_metrics(client)
         outcomes: list[str] = []
 
         async def reader(stop: float) -> None:
@@ -114,6 +133,7 @@ async def test_a_hot_key_is_refreshed_ahead_by_one_request_while_the_others_hit(
         assert set(outcomes) == {"hit"}
         assert 1 <= len(queries) <= 3  # 9 s / 4 s between refreshes
         assert app.state.read_through.refreshes == len(queries)
+        assert moved(before, await cache_metrics(client)) == {"refresh": len(queries)}
 
 
 async def test_two_workers_share_one_load_through_the_redis_lock(

@@ -85,6 +85,19 @@ def wait_http_ok(url: str, timeout: float, *, interval: float = 0.2, alive: Call
     raise TimeoutError(f"{url} not ready after {timeout:g}s: {last}")
 
 
+def metric_sum(exposition: str, sample: str, **labels: str) -> float:
+    """The sum of the samples named ``sample`` whose labels include ``labels``, in a ``/metrics`` text:
+    ``metric_sum(text, "panorama_cache_loads_total", cause="miss")``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(
+        point.value
+        for family in text_string_to_metric_families(exposition)
+        for point in family.samples
+        if point.name == sample and labels.items() <= point.labels.items()
+    )
+
+
 def gunicorn_command(app: str, port: int, *, workers: int | None = 1) -> list[str]:
     cmd = [
         sys.executable, "-m", "gunicorn", "-c", "python:panorama.core.gunicorn_conf",

@@ -107,6 +107,20 @@ UPSTREAM_CONNECTIONS = Gauge(
     multiprocess_mode="livesum",
 )
 
+# Read-through caches (io's panorama.io.readthrough): only the rare events, so a hit costs nothing
+# here. A load is one database query; an expiry under load that costs more than one per key shows
+# as cause="miss" growing with the readers, where refresh-ahead keeps it at cause="refresh".
+CACHE_LOADS = Counter(
+    "panorama_cache_loads",
+    "Read-through loads run (one database query each): cause=miss|refresh|bypass (cache down).",
+    ["cache", "cause"],
+)
+CACHE_COALESCED = Counter(
+    "panorama_cache_coalesced",
+    "Read-through misses that joined a load already running in their worker instead of querying.",
+    ["cache"],
+)
+
 # --- helpers the services call to publish their own pools (the wiring lives in each service).
 
 

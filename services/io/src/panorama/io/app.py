@@ -59,7 +59,7 @@ def create_app(settings: IoSettings | None = None) -> FastAPI:
         app.state.diagnostics_engine = make_diagnostics_engine(settings)
         wire_io_observability(app, engine, app.state.sync_engine, app.state.diagnostics_engine)
         app.state.cache = make_cache(settings, plan)
-        app.state.read_through = ReadThrough(app.state.cache, ttl=settings.cache_ttl)
+        app.state.read_through = ReadThrough(app.state.cache, ttl=settings.cache_ttl, name="users")
         app.state.outbound = OutboundClient(settings)
         await app.state.outbound.start()
         try:

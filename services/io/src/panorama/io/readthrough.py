@@ -12,6 +12,10 @@
 Loaders must not borrow the request's resources (its DB session closes when the request ends,
 and a refresh outlives it): each opens what it needs. A loader that returns ``None`` (not found)
 is not cached; one that raises passes the error to every request that waited for it.
+
+Metrics (:mod:`panorama.core.metrics`): ``panorama_cache_loads_total{cache, cause}`` counts the
+loads run (one query each) by cause, ``miss``, ``refresh`` or ``bypass`` (the cache was down), and
+``panorama_cache_coalesced_total{cache}`` the misses that joined a running load instead.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from panorama.core.metrics import CACHE_COALESCED, CACHE_LOADS
 from panorama.io.cache import Cache, CacheUnavailable
 
 log = logging.getLogger(__name__)
@@ -32,13 +37,17 @@ REFRESH_FRACTION = 0.2
 
 
 class ReadThrough:
-    """``await ReadThrough(cache, ttl=60).get(key, loader)`` -> ``(value, "hit" | "miss" | "bypass")``."""
+    """``await ReadThrough(cache, ttl=60, name="users").get(key, loader)`` -> ``(value, "hit" | "miss" | "bypass")``.
+
+    ``name`` labels its metrics (what it caches: ``users``).
+    """
 
     def __init__(
         self,
         cache: Cache,
         *,
         ttl: int,
+        name: str,
         refresh_fraction: float = REFRESH_FRACTION,
         lock_ms: int = 3000,
         lock_wait: float = 2.0,
@@ -52,10 +61,12 @@ class ReadThrough:
         self.poll_interval = poll_interval
         self._loads: dict[str, asyncio.Task[Any]] = {}
         self._refreshes: dict[str, asyncio.Task[None]] = {}
-        # Counters for /debug and the tests: loads actually run, and requests that joined one.
+        # This instance's counts (the tests read them); the metrics add up every worker's.
         self.loads = 0
         self.coalesced = 0
         self.refreshes = 0
+        self._loads_by = {cause: CACHE_LOADS.labels(name, cause) for cause in ("miss", "refresh", "bypass")}
+        self._coalesced = CACHE_COALESCED.labels(name)  # every series exported from the start, at 0
 
     def entry(self, value: Any) -> dict[str, Any]:
         return {"value": value, "refresh_at": time.time() + self.ttl * (1 - self.refresh_fraction)}
@@ -80,6 +91,7 @@ class ReadThrough:
             task.add_done_callback(lambda _t: self._loads.pop(key, None))
         else:
             self.coalesced += 1
+            self._coalesced.inc()
         # Shielded: one caller's cancellation (its client left, its budget ran out) ends its own
         # wait, not the load the others are waiting for.
         return await asyncio.shield(task)
@@ -87,7 +99,7 @@ class ReadThrough:
     async def _load(self, key: str, loader: Loader, *, cache_up: bool) -> Any:
         lock = f"lock:{key}"
         if not cache_up:
-            self.loads += 1
+            self._count("bypass")
             return await loader()
         if await self._claim(lock, self.lock_ms):
             # Double check: another worker may have stored the value (then released its lock)
@@ -107,13 +119,17 @@ class ReadThrough:
             if not await self._claim(lock, self.lock_ms):
                 log.info("%s: another worker holds the load lock past %gs; loading too", key, self.lock_wait)
         try:
-            self.loads += 1
+            self._count("miss")
             value = await loader()
             if value is not None:
                 await self._store(key, value)
             return value
         finally:
             await self._release(lock)
+
+    def _count(self, cause: str) -> None:
+        self.loads += 1
+        self._loads_by[cause].inc()
 
     async def _cached(self, key: str) -> Any | None:
         with contextlib.suppress(CacheUnavailable):
@@ -149,7 +165,7 @@ class ReadThrough:
             return
         try:
             self.refreshes += 1
-            self.loads += 1
+            self._count("refresh")
             value = await loader()
         except Exception as exc:  # noqa: BLE001 - the cached value stays; the next window retries
             log.warning("refresh of %s failed, serving the cached value: %s", key, type(exc).__name__)

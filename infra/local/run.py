@@ -54,8 +54,13 @@ def api_key(environ: dict[str, str]) -> str:
     return path.read_text().strip()
 
 
+def listen_host() -> str:
+    """Where make up's services listen, their /metrics ports included (``PANORAMA_HOST``)."""
+    return os.environ.get("PANORAMA_HOST", "127.0.0.1")
+
+
 def gunicorn(service: str, port: int) -> str:
-    host = os.environ.get("PANORAMA_HOST", "127.0.0.1")
+    host = listen_host()
     return (
         f"{PY} -m gunicorn -c python:panorama.core.gunicorn_conf --bind {host}:{port} "
         f"'panorama.{service}.app:create_app()'"
@@ -114,16 +119,18 @@ def local_tracing(environ: dict[str, str]) -> dict[str, str]:
     return {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}
 
 
-def service_env(gateway_metrics_port: str) -> dict[str, dict[str, str]]:
-    """What each HTTP service gets beyond the common environment.
+def service_env(base: dict[str, str], gateway_metrics_port: str) -> dict[str, dict[str, str]]:
+    """What each HTTP service gets beyond the common environment ``base``.
 
     Each service's /metrics adds up all its workers, as in the chart (``PROMETHEUS_MULTIPROC_DIR``,
     cleared by the master at start): without it a scrape of io's or compute's port answers for
     whichever of the two workers took it, and every counter seems to jump back and forth. The
-    gateway's master serves its /metrics on a port of its own, never the public one.
+    gateway's master serves its /metrics on a port of its own, never the public one, on the host
+    the services listen on (the setting's default, every interface, is the chart's).
     """
     own = {name: {"PROMETHEUS_MULTIPROC_DIR": str(STATE / "metrics" / name)} for name in HTTP_SERVICES}
     own["gateway"]["PANORAMA_METRICS_PORT"] = gateway_metrics_port
+    own["gateway"]["PANORAMA_METRICS_ADDR"] = base.get("PANORAMA_METRICS_ADDR", listen_host())
     return own
 
 
@@ -151,6 +158,8 @@ def main() -> int:
         "PANORAMA_STORAGE_DIR": base.get("PANORAMA_STORAGE_DIR", str(STATE / "storage")),
         "PANORAMA_STATE_DIR": base.get("PANORAMA_STATE_DIR", str(STATE)),
         "PANORAMA_LOG_JSON": base.get("PANORAMA_LOG_JSON", "false"),
+        # The worker's /metrics (port 9100) listens where the services do, not on every interface.
+        "PANORAMA_WORKER_METRICS_ADDR": base.get("PANORAMA_WORKER_METRICS_ADDR", listen_host()),
         "PYTHONUNBUFFERED": "1",
     }
     env.update(local_tracing(env))
@@ -163,7 +172,7 @@ def main() -> int:
     # The gateway's /metrics is never on its public port: its gunicorn master serves it here
     # (the worker's own /metrics keeps its default 9100).
     gateway_metrics_port = os.environ.get("PANORAMA_GATEWAY_METRICS_PORT", "9101")
-    own_env = service_env(gateway_metrics_port)
+    own_env = service_env(base, gateway_metrics_port)
     for service, port in HTTP_SERVICES.items():
         manager.add_process(service, gunicorn(service, port), cwd=str(ROOT), env={**env, **own_env.get(service, {})})
     manager.add_process(

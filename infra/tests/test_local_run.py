@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from infra.local import run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,12 +29,16 @@ def test_make_up_without_a_usable_ffprobe_starts_nothing_and_says_how_to_install
     assert "migrat" not in done.stdout + done.stderr  # stopped before io's migrations
 
 
-def test_make_up_gives_each_service_its_own_multiprocess_metrics_folder() -> None:
+def test_make_up_gives_each_service_its_own_multiprocess_metrics_folder(monkeypatch: pytest.MonkeyPatch) -> None:
     # What the folder does (any worker's /metrics adds up every worker's samples) is
     # services/core/tests/test_metrics.py::test_multiprocess_mode_aggregates_every_gunicorn_worker.
-    env = run.service_env("9101")
+    monkeypatch.delenv("PANORAMA_HOST", raising=False)
+    env = run.service_env({}, "9101")
     folders = {name: Path(own["PROMETHEUS_MULTIPROC_DIR"]) for name, own in env.items()}
     assert set(folders) == {"gateway", "io", "compute"}
     assert len(set(folders.values())) == 3  # one each: a worker's files would count for another service
     assert all(folder.parent == run.STATE / "metrics" for folder in folders.values())
     assert env["gateway"]["PANORAMA_METRICS_PORT"] == "9101"
+    assert env["gateway"]["PANORAMA_METRICS_ADDR"] == "127.0.0.1"  # where the services listen, not everywhere
+    chosen = run.service_env({"PANORAMA_METRICS_ADDR": "0.0.0.0"}, "9101")  # the user's choice wins
+    assert chosen["gateway"]["PANORAMA_METRICS_ADDR"] == "0.0.0.0"

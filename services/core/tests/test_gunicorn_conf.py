@@ -57,6 +57,17 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
+def test_no_control_socket_is_opened(tmp_path: Path) -> None:
+    port = free_port()
+    cmd = gunicorn_command("sample_app:create_app()", port)
+    cmd[3:3] = ["--pythonpath", str(HERE)]
+    env = {"HOME": str(tmp_path / "home"), "XDG_RUNTIME_DIR": str(tmp_path / "run"), "PANORAMA_LOG_JSON": "false"}
+    with running(cmd, env, tmp_path / "gunicorn.log", url=f"http://127.0.0.1:{port}"):
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+    assert list(tmp_path.rglob("*.ctl")) == []
+    assert "Control socket" not in (tmp_path / "gunicorn.log").read_text()
+
+
 @pytest.mark.slow
 def test_real_gunicorn_starts_as_many_workers_as_the_cgroup_allows(tmp_path: Path) -> None:
     port = free_port()

@@ -41,6 +41,10 @@ max_requests_jitter = max_requests // 2
 # The heartbeat file must live on tmpfs: the root file system is read-only in the chart.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - tmpfs, not a temp file
 accesslog = None
+# No control socket (gunicorn 25.1+, for `gunicornc`): its default path is one per user, so make up's
+# three masters would each take it from the one before, and it can change the worker count the pools
+# were sized for. Signals (TTIN/TTOU, HUP, TERM) still reach the master.
+control_socket_disable = True
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # Without a preStop hook (or behind a balancer that polls /readyz), SIGTERM first flips /readyz to
 # 503 for this long while every request is still served, then stops gracefully. 0: stop at once.

@@ -18,6 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import honcho.manager
 from dotenv import dotenv_values
 from honcho.manager import Manager
 
@@ -34,6 +35,14 @@ PY = shlex.quote(sys.executable)
 HTTP_SERVICES = PORTS
 WORKER_METRICS_PORT = 9100  # the worker's default PANORAMA_WORKER_METRICS_PORT
 PROMETHEUS_LISTEN = "127.0.0.1:9090"
+# Ctrl-C: honcho sends each process group SIGTERM, then SIGKILL after this many seconds (its own
+# default, 5, is too short). The video worker's pool children die with the group's SIGTERM, and the
+# job one was running goes back to the queue only when the worker's main process closes its broker
+# channel, about 10 s later with make up's filesystem broker (kombu polls it; billiard waits a
+# second for each child): killed before that, the job was lost (a transcode stopped at 58 % never
+# ran again). gunicorn's graceful timeout (PANORAMA_GRACEFUL_TIMEOUT, 25 s) fits in it too.
+STOP_WAIT = 30
+honcho.manager.KILL_WAIT = STOP_WAIT  # read by Manager.loop each time round, a module setting
 
 
 def environment() -> dict[str, str]:

@@ -1,16 +1,23 @@
-"""`make up` checks ffmpeg/ffprobe as the worker will, before it starts anything, and gives every
-service a /metrics that answers for all its workers."""
+"""`make up` checks ffmpeg/ffprobe as the worker will, before it starts anything, gives every
+service a /metrics that answers for all its workers, and stops without losing a video job."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
+from celery import Celery
 
 from infra.local import run
+from panorama.core.queue import PROCESS_VIDEO_TASK, StorageLayout, celery_config
+from panorama.testing import ServiceProcess, celery_worker_command, make_clip, wait_worker_ready
+from panorama.video_worker.journal import Journal
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,3 +49,63 @@ def test_make_up_gives_each_service_its_own_multiprocess_metrics_folder(monkeypa
     assert env["gateway"]["PANORAMA_METRICS_ADDR"] == "127.0.0.1"  # where the services listen, not everywhere
     chosen = run.service_env({"PANORAMA_METRICS_ADDR": "0.0.0.0"}, "9101")  # the user's choice wins
     assert chosen["gateway"]["PANORAMA_METRICS_ADDR"] == "0.0.0.0"
+
+
+@pytest.mark.slow
+def test_stopping_make_up_mid_transcode_hands_the_job_back_and_the_next_start_completes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # make up's worker with no Redis (the filesystem broker), stopped as honcho stops it on Ctrl-C:
+    # SIGTERM to its process group, SIGKILL if it is still there after run.STOP_WAIT.
+    layout = StorageLayout(tmp_path / "storage")
+    layout.ensure()
+    state = tmp_path / "state"
+    env = {
+        "PANORAMA_STORAGE_DIR": str(layout.root),
+        "PANORAMA_STATE_DIR": str(state),
+        "PANORAMA_VIDEO_PRESET": "veryslow",  # seconds of work for a short clip: time to stop mid-job
+        "PANORAMA_CELERY_CONCURRENCY": "1",
+        "PANORAMA_WORKER_METRICS_PORT": "0",
+        "PANORAMA_LOG_JSON": "false",
+    }
+    for name in ("PANORAMA_REDIS_URL", "PANORAMA_BROKER_URL"):  # make up's default: neither
+        monkeypatch.delenv(name, raising=False)
+    client = Celery("make-up-stop-test", set_as_current=False)
+    client.conf.update(celery_config(None, state))
+    assert client.conf.broker_url == "filesystem://"
+    clip = make_clip(tmp_path / "clip.mp4", seconds=4.0, size="640x480", rate=30, audio=True)
+    job = uuid.uuid4().hex
+    layout.source(job).write_bytes(clip.read_bytes())
+    started: list[ServiceProcess] = []
+    try:
+        worker = ServiceProcess(celery_worker_command("stopped"), env, tmp_path / "stopped.log").start()
+        started.append(worker)
+        wait_worker_ready(worker, 60)
+        client.send_task(PROCESS_VIDEO_TASK, args=[job], task_id=job)
+        deadline = time.monotonic() + 60
+        while "started" not in [e["event"] for e in Journal(layout, job).events()]:
+            assert time.monotonic() < deadline, worker.output[-3000:]
+            time.sleep(0.1)
+        time.sleep(1)  # ffmpeg under way
+
+        assert worker.proc is not None
+        os.killpg(worker.proc.pid, signal.SIGTERM)
+        stopping = time.monotonic()
+        worker.proc.wait(run.STOP_WAIT)  # raises if honcho would have had to SIGKILL it
+        print(f"\nworker stopped {time.monotonic() - stopping:.1f} s after SIGTERM (make up waits {run.STOP_WAIT} s)")
+        assert Journal(layout, job).completion() is None  # stopped mid-job, not finished
+        assert list((state / "queue" / "in").iterdir()), "the job was not handed back to the queue"
+
+        successor = ServiceProcess(celery_worker_command("successor"), env, tmp_path / "successor.log").start()
+        started.append(successor)
+        wait_worker_ready(successor, 60)
+        deadline = time.monotonic() + 120
+        while Journal(layout, job).completion() is None:
+            assert time.monotonic() < deadline, successor.output[-3000:]
+            time.sleep(0.2)
+        events = [e["event"] for e in Journal(layout, job).events()]
+        assert (events.count("started"), events.count("completed")) == (2, 1), events
+    finally:
+        for process in started:
+            process.stop()
+        client.close()

@@ -5,8 +5,9 @@
 ``PANORAMA_CONTAINER_TOOL`` chooses the tool (a name on the PATH or a path); unset, podman if there
 is one, else docker.
 
-Images are built from the repository root, tagged ``panorama/<component>:<tag>``; the build backend
-version comes from requirements/dev.txt so the image builds the wheels with the pinned hatchling.
+Images are built from the repository root's ``Dockerfile``, one target per component (``--target
+io --build-arg SERVICE=io``), tagged ``panorama/<component>:<tag>``; the build backend version comes
+from requirements/dev.txt so the image builds the wheels with the pinned hatchling.
 """
 
 from __future__ import annotations
@@ -22,8 +23,21 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# component (image name) -> service directory
+# component (image name and the Dockerfile's target) -> service directory (its SERVICE build argument)
 SERVICES = {"gateway": "gateway", "io": "io", "compute": "compute", "video-worker": "video_worker"}
+DOCKERFILE = "Dockerfile"
+# What each component runs besides Python (the runtime stage's RUNTIME_PACKAGES); skaffold.yaml says the same.
+RUNTIME_PACKAGES = {"video-worker": "ffmpeg"}
+
+
+def component_build_args(component: str) -> dict[str, str]:
+    """The Dockerfile's build arguments that make ``component``'s image (skaffold's ``buildArgs``)."""
+    args = {"SERVICE": SERVICES[component]}
+    if component in RUNTIME_PACKAGES:
+        args["RUNTIME_PACKAGES"] = RUNTIME_PACKAGES[component]
+    return args
+
+
 TOOL_VARIABLE = "PANORAMA_CONTAINER_TOOL"
 TOOLS = ("podman", "docker")
 
@@ -54,20 +68,17 @@ def image_name(component: str, tag: str) -> str:
     return f"panorama/{component}:{tag}"
 
 
+def build_args(component: str) -> list[str]:
+    """What ``build`` passes besides the tool and the tag: the target and its service, the pinned backend."""
+    args = {**component_build_args(component), "HATCHLING_VERSION": hatchling_version()}
+    return ["--target", component, *(f"--build-arg={name}={value}" for name, value in args.items()), "-f", DOCKERFILE]
+
+
 def build(component: str, tag: str) -> float:
-    service = SERVICES[component]
     started = time.monotonic()
     subprocess.run(
-        [
-            container_tool(), "build",
-            "--build-arg", f"HATCHLING_VERSION={hatchling_version()}",
-            "-t", image_name(component, tag),
-            "-f", f"services/{service}/Dockerfile",
-            ".",
-        ],
-        cwd=ROOT,
-        check=True,
-    )  # fmt: skip
+        [container_tool(), "build", *build_args(component), "-t", image_name(component, tag), "."], cwd=ROOT, check=True
+    )
     return time.monotonic() - started
 
 

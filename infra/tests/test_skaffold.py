@@ -53,14 +53,17 @@ def test_schema_rejects_a_misspelled_key(config: dict, validator: Any) -> None:
     assert list(validator.iter_errors(broken))
 
 
-def test_one_artifact_per_service_built_from_its_dockerfile(config: dict) -> None:
+def test_one_artifact_per_service_built_as_make_images_builds_it(config: dict) -> None:
     artifacts = {a["image"]: a for a in config["build"]["artifacts"]}
     assert set(artifacts) == {f"panorama/{c}" for c in images.SERVICES}
     for component, service in images.SERVICES.items():
         artifact = artifacts[f"panorama/{component}"]
         assert artifact["context"] == "."
-        assert artifact["docker"]["dockerfile"] == f"services/{service}/Dockerfile"
+        assert artifact["docker"]["dockerfile"] == images.DOCKERFILE
         assert (ROOT / artifact["docker"]["dockerfile"]).exists()
+        assert artifact["docker"]["target"] == component
+        assert artifact["docker"]["buildArgs"] == images.component_build_args(component)
+        assert artifact["docker"]["buildArgs"]["SERVICE"] == service
 
 
 def test_helm_release_uses_the_chart_and_sets_every_image(config: dict) -> None:

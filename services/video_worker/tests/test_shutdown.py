@@ -25,7 +25,7 @@ import redis
 from celery import Celery
 
 from panorama.core.queue import PROCESS_VIDEO_TASK, VIDEO_QUEUE, StorageLayout, celery_config
-from panorama.testing import ServiceProcess, celery_worker_command, wait_worker_ready
+from panorama.testing import ServiceProcess, celery_worker_command, ffmpeg_running_for, wait_worker_ready
 from panorama.testing import make_clip as clip
 from panorama.video_worker.journal import Journal
 
@@ -54,19 +54,6 @@ def duration(path: Path) -> float:
         capture_output=True,
     ).stdout
     return float(json.loads(out)["format"]["duration"])
-
-
-def ffmpeg_running_for(job_id: str) -> bool:
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b"ffmpeg") and any(job_id.encode() in a for a in argv):
-            return True
-    return False
 
 
 @dataclass

@@ -442,6 +442,20 @@ def throwaway_database(admin_dsn: str, prefix: str = "panorama_test") -> Iterato
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def ffmpeg_running_for(job_id: str) -> bool:
+    """Whether an ffmpeg process with ``job_id`` in its arguments runs on this machine (a video job mid-transcode)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"ffmpeg") and any(job_id.encode() in a for a in argv):
+            return True
+    return False
+
+
 def make_clip(
     path: Path,
     seconds: float = 2.0,

@@ -106,7 +106,7 @@ def celery_config(
             config["result_backend"] = f"file://{queue_dir(state_dir) / 'results'}"
     elif not redis_url:
         folder = queue_dir(state_dir)
-        config["broker_url"] = "filesystem://"
+        config["broker_url"] = "filesystem://localhost//"  # the host is unused; without one kombu warns at start
         config["broker_transport_options"] = {
             "data_folder_in": str(folder / "in"),
             "data_folder_out": str(folder / "in"),

@@ -25,8 +25,7 @@ COPY services/${SERVICE}/pyproject.toml /src/service/pyproject.toml
 COPY services/${SERVICE}/src /src/service/src
 RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/wheels /src/core /src/service \
  && /opt/venv/bin/pip install --no-deps /tmp/wheels/*.whl \
- && /opt/venv/bin/pip uninstall -y pip \
- && echo "${SERVICE}" > /opt/venv/panorama-service
+ && /opt/venv/bin/pip uninstall -y pip
 
 FROM debian:bookworm-slim AS runtime
 # What the component runs besides Python, in the same apt transaction (a second one made the worker's
@@ -41,34 +40,34 @@ COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /app
 
-# Each target checks that the venv holds its own service (a target built with another SERVICE fails
-# here, not at its first start), then runs as a numeric user, so Kubernetes can verify runAsNonRoot
+# Each target checks that the venv holds its own service's package (a target built with another
+# SERVICE fails here, not at its first start), then runs as a numeric user, so Kubernetes can verify runAsNonRoot
 # without reading /etc/passwd. Exec-form entrypoints: the server is PID 1 and receives SIGTERM itself
 # (graceful shutdown on pod termination). They are the commands the chart renders.
 
 FROM runtime AS gateway
-RUN test "$(cat /opt/venv/panorama-service)" = gateway
+RUN python3 -c "import panorama.gateway"
 ENV PANORAMA_BIND=0.0.0.0:8000
 USER 10001
 EXPOSE 8000
 ENTRYPOINT ["gunicorn", "-c", "python:panorama.core.gunicorn_conf", "--bind", "0.0.0.0:8000", "panorama.gateway.app:create_app()"]
 
 FROM runtime AS io
-RUN test "$(cat /opt/venv/panorama-service)" = io
+RUN python3 -c "import panorama.io"
 ENV PANORAMA_BIND=0.0.0.0:8001
 USER 10001
 EXPOSE 8001
 ENTRYPOINT ["gunicorn", "-c", "python:panorama.core.gunicorn_conf", "--bind", "0.0.0.0:8001", "panorama.io.app:create_app()"]
 
 FROM runtime AS compute
-RUN test "$(cat /opt/venv/panorama-service)" = compute
+RUN python3 -c "import panorama.compute"
 ENV PANORAMA_BIND=0.0.0.0:8002
 USER 10001
 EXPOSE 8002
 ENTRYPOINT ["gunicorn", "-c", "python:panorama.core.gunicorn_conf", "--bind", "0.0.0.0:8002", "panorama.compute.app:create_app()"]
 
 FROM runtime AS video-worker
-RUN test "$(cat /opt/venv/panorama-service)" = video_worker
+RUN python3 -c "import panorama.video_worker"
 # Only the worker runs ffmpeg and ffprobe (RUNTIME_PACKAGES=ffmpeg).
 RUN command -v ffmpeg && command -v ffprobe
 USER 10001

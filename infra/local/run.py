@@ -42,7 +42,6 @@ PROMETHEUS_LISTEN = "127.0.0.1:9090"
 # second for each child): killed before that, the job was lost (a transcode stopped at 58 % never
 # ran again). gunicorn's graceful timeout (PANORAMA_GRACEFUL_TIMEOUT, 25 s) fits in it too.
 STOP_WAIT = 30
-honcho.manager.KILL_WAIT = STOP_WAIT  # read by Manager.loop each time round, a module setting
 
 
 def environment() -> dict[str, str]:
@@ -177,6 +176,7 @@ def main() -> int:
     if migrated.returncode != 0:
         print(f"\n!! io migrations failed (exit {migrated.returncode}); not starting\n", flush=True)
         return migrated.returncode
+    honcho.manager.KILL_WAIT = STOP_WAIT  # a module setting, read by Manager.loop each time round
     manager = Manager()
     # The gateway's /metrics is never on its public port: its gunicorn master serves it here
     # (the worker's own /metrics keeps its default 9100).

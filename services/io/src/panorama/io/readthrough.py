@@ -62,7 +62,6 @@ class ReadThrough:
         self._loads: dict[str, asyncio.Task[Any]] = {}
         self._refreshes: dict[str, asyncio.Task[None]] = {}
         # This instance's counts (the tests read them); the metrics add up every worker's.
-        self.loads = 0
         self.coalesced = 0
         self.refreshes = 0
         self._loads_by = {cause: CACHE_LOADS.labels(name, cause) for cause in ("miss", "refresh", "bypass")}
@@ -99,7 +98,7 @@ class ReadThrough:
     async def _load(self, key: str, loader: Loader, *, cache_up: bool) -> Any:
         lock = f"lock:{key}"
         if not cache_up:
-            self._count("bypass")
+            self._loads_by["bypass"].inc()
             return await loader()
         if await self._claim(lock, self.lock_ms):
             # Double check: another worker may have stored the value (then released its lock)
@@ -119,17 +118,13 @@ class ReadThrough:
             if not await self._claim(lock, self.lock_ms):
                 log.info("%s: another worker holds the load lock past %gs; loading too", key, self.lock_wait)
         try:
-            self._count("miss")
+            self._loads_by["miss"].inc()
             value = await loader()
             if value is not None:
                 await self._store(key, value)
             return value
         finally:
             await self._release(lock)
-
-    def _count(self, cause: str) -> None:
-        self.loads += 1
-        self._loads_by[cause].inc()
 
     async def _cached(self, key: str) -> Any | None:
         with contextlib.suppress(CacheUnavailable):
@@ -165,7 +160,7 @@ class ReadThrough:
             return
         try:
             self.refreshes += 1
-            self._count("refresh")
+            self._loads_by["refresh"].inc()
             value = await loader()
         except Exception as exc:  # noqa: BLE001 - the cached value stays; the next window retries
             log.warning("refresh of %s failed, serving the cached value: %s", key, type(exc).__name__)
